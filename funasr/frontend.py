@@ -1,0 +1,181 @@
+"""Acoustic frontends: Kaldi fbank (kaldi-native-fbank) -> LFR stacking -> CMVN, in numpy."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import kaldi_native_fbank as knf
+import numpy as np
+
+from funasr.errors import ConfigError
+from funasr.registry import register
+
+SAMPLE_SCALE = 32768.0  # the reference feeds int16-range samples to fbank
+
+
+def load_cmvn(path: Union[str, Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Read a Kaldi nnet-text ``am.mvn``: the ``<AddShift>`` and ``<Rescale>`` vectors."""
+    lines = Path(path).read_text().splitlines()
+    shift = scale = None
+    for i, line in enumerate(lines):
+        head = line.split()[:1]
+        if head == ["<AddShift>"]:
+            shift = np.array(lines[i + 1].split()[3:-1], dtype=np.float32)
+        elif head == ["<Rescale>"]:
+            scale = np.array(lines[i + 1].split()[3:-1], dtype=np.float32)
+    if shift is None or scale is None:
+        raise ConfigError(f"{path} is not a Kaldi CMVN file (no <AddShift>/<Rescale> lines)")
+    return shift, scale
+
+
+def apply_lfr(feats: np.ndarray, lfr_m: int, lfr_n: int) -> np.ndarray:
+    """Stack ``lfr_m`` frames every ``lfr_n``: (T, D) -> (ceil(T/lfr_n), lfr_m*D)."""
+    if lfr_m == 1 and lfr_n == 1:
+        return feats
+    t, d = feats.shape
+    if t == 0:
+        return np.zeros((0, lfr_m * d), dtype=feats.dtype)
+    pad = (lfr_m - 1) // 2
+    padded = np.concatenate([np.repeat(feats[:1], pad, axis=0), feats])
+    idx = np.arange(-(-t // lfr_n))[:, None] * lfr_n + np.arange(lfr_m)[None, :]
+    return padded[np.minimum(idx, len(padded) - 1)].reshape(-1, lfr_m * d)
+
+
+class WavFrontend:
+    """Offline frontend: waveforms (float in [-1, 1], 16 kHz) -> padded features."""
+
+    def __init__(
+        self,
+        cmvn_file: Optional[str] = None,
+        fs: int = 16000,
+        window: str = "hamming",
+        n_mels: int = 80,
+        frame_length: int = 25,
+        frame_shift: int = 10,
+        lfr_m: int = 1,
+        lfr_n: int = 1,
+        dither: float = 0.0,
+        **_: Any,
+    ) -> None:
+        self.fs, self.window, self.n_mels = fs, window, n_mels
+        self.frame_length, self.frame_shift = frame_length, frame_shift
+        self.lfr_m, self.lfr_n = lfr_m, lfr_n
+        self.cmvn_file = cmvn_file
+        self.cmvn = load_cmvn(cmvn_file) if cmvn_file else None
+        # ``dither`` is a training-time augmentation: inference never dithers.
+
+    def output_size(self) -> int:
+        """Feature width after LFR stacking."""
+        return self.n_mels * self.lfr_m
+
+    def _options(self, frame_length_ms: float) -> knf.FbankOptions:
+        opts = knf.FbankOptions()
+        opts.frame_opts.samp_freq = self.fs
+        opts.frame_opts.frame_length_ms = frame_length_ms
+        opts.frame_opts.frame_shift_ms = self.frame_shift
+        opts.frame_opts.window_type = self.window
+        opts.frame_opts.dither = 0.0
+        opts.frame_opts.snip_edges = True
+        opts.mel_opts.num_bins = self.n_mels
+        opts.energy_floor = 0.0
+        return opts
+
+    def fbank(self, waveform: np.ndarray) -> np.ndarray:
+        """Log-mel filterbank of one waveform: (N,) -> (T, n_mels)."""
+        frame_length = self.frame_length
+        if 0 < len(waveform) < self.frame_length * self.fs // 1000:
+            frame_length = 1000 * len(waveform) / self.fs  # the reference shrinks the one frame
+        return _drain(_new_fbank(self._options(frame_length), waveform), 0, final=True)
+
+    def normalize(self, fbank: np.ndarray) -> np.ndarray:
+        """LFR stacking then CMVN: (T, n_mels) -> (T', output_size)."""
+        return self.apply_cmvn(apply_lfr(fbank, self.lfr_m, self.lfr_n))
+
+    def apply_cmvn(self, feats: np.ndarray) -> np.ndarray:
+        """``(x + shift) * scale`` per dimension, from ``am.mvn``."""
+        if self.cmvn is not None:
+            shift, scale = self.cmvn
+            d = feats.shape[1]
+            feats = (feats + shift[:d]) * scale[:d]
+        return feats.astype(np.float32, copy=False)
+
+    def extract(self, waveform: np.ndarray) -> np.ndarray:
+        """Features of one waveform: (N,) -> (T, output_size)."""
+        return self.normalize(self.fbank(waveform))
+
+    def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Features of a batch, zero-padded: (B, T, D) float32 and lengths (B,) int64."""
+        feats = [self.extract(w) for w in waveforms]
+        lens = np.array([len(f) for f in feats], dtype=np.int64)
+        out = np.zeros((len(feats), int(lens.max(initial=0)), self.output_size()), dtype=np.float32)
+        for i, f in enumerate(feats):
+            out[i, : len(f)] = f
+        return out, lens
+
+
+class WavFrontendOnline(WavFrontend):
+    """Frontend for chunked input: ``accept`` carries fbank and LFR state in a cache dict."""
+
+    def fbank(self, waveform: np.ndarray) -> np.ndarray:
+        """Log-mel filterbank; never shrinks the frame, so < 1 frame of audio gives 0 frames."""
+        return _drain(_new_fbank(self._options(self.frame_length), waveform), 0, final=True)
+
+    def accept(self, waveform: np.ndarray, cache: dict, is_final: bool) -> np.ndarray:
+        """Features for the next chunk; over all chunks they equal ``extract`` of the whole signal."""
+        if "fbank" not in cache:
+            cache["fbank"] = knf.OnlineFbank(self._options(self.frame_length))
+            cache["fbank_next"] = 0  # index of the next fbank frame to read
+            cache["lfr_buf"] = np.zeros((0, self.n_mels), dtype=np.float32)
+            cache["lfr_start"] = 0  # padded-frame index of lfr_buf[0]
+            cache["lfr_out"] = 0  # index of the next LFR frame to emit
+            cache["lfr_seen"] = 0  # fbank frames received so far
+        online = cache["fbank"]
+        if len(waveform):
+            online.accept_waveform(self.fs, np.asarray(waveform, dtype=np.float32) * SAMPLE_SCALE)
+        frames = _drain(online, cache["fbank_next"], final=is_final)
+        cache["fbank_next"] += len(frames)
+        pad = (self.lfr_m - 1) // 2
+        buf = cache["lfr_buf"]
+        if cache["lfr_seen"] == 0 and len(frames):
+            buf = np.repeat(frames[:1], pad, axis=0)
+        buf = np.concatenate([buf, frames])
+        cache["lfr_seen"] += len(frames)
+        start, first = cache["lfr_start"], cache["lfr_out"]
+        if is_final:
+            stop = -(-cache["lfr_seen"] // self.lfr_n)
+        else:  # emit only frames whose whole window has arrived
+            stop = max(first, (start + len(buf) - self.lfr_m) // self.lfr_n + 1)
+        if stop <= first or not len(buf):
+            out = np.zeros((0, self.output_size()), dtype=np.float32)
+        else:
+            idx = np.arange(first, stop)[:, None] * self.lfr_n + np.arange(self.lfr_m)[None, :] - start
+            stacked = buf[np.minimum(idx, len(buf) - 1)].reshape(len(idx), -1)
+            out = self.apply_cmvn(stacked)
+        keep_from = stop * self.lfr_n - start
+        cache["lfr_buf"] = buf[max(0, min(keep_from, len(buf))):]
+        cache["lfr_start"] = start + max(0, min(keep_from, len(buf)))
+        cache["lfr_out"] = stop
+        return out
+
+
+def _new_fbank(opts: knf.FbankOptions, waveform: np.ndarray) -> knf.OnlineFbank:
+    online = knf.OnlineFbank(opts)
+    if len(waveform):
+        online.accept_waveform(opts.frame_opts.samp_freq, np.asarray(waveform, dtype=np.float32) * SAMPLE_SCALE)
+    return online
+
+
+def _drain(online: knf.OnlineFbank, first: int, final: bool) -> np.ndarray:
+    """Take the ready frames from index ``first`` out of ``online`` (finishing the input if ``final``)."""
+    if final:
+        online.input_finished()
+    n = online.num_frames_ready
+    if n <= first:
+        return np.zeros((0, online.dim), dtype=np.float32)
+    frames = np.stack([online.get_frame(i) for i in range(first, n)])
+    online.pop(n - first)
+    return frames
+
+
+register()(WavFrontend)
+register()(WavFrontendOnline)

@@ -1,0 +1,106 @@
+"""Reading a model directory's config.yaml / configuration.json with the reference's precedence."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from funasr.errors import ConfigError
+
+# File conventions of a FunASR model directory: file name -> where its path goes in the config.
+_KNOWN_FILES = (
+    ("model.pt", ("init_param",)),
+    ("tokens.json", ("tokenizer_conf", "token_list")),
+    ("tokens.txt", ("tokenizer_conf", "token_list")),
+    ("seg_dict", ("tokenizer_conf", "seg_dict")),
+    ("bpe.model", ("tokenizer_conf", "bpemodel")),
+    ("am.mvn", ("frontend_conf", "cmvn_file")),
+    ("jieba_usr_dict", ("jieba_usr_dict",)),
+)
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    """A copy of ``base`` with ``top`` merged over it (nested dicts merge, ``top`` wins)."""
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}; re-download the model or fix the file") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold a mapping of settings; re-download the model or fix the file")
+    return data
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read {path}: {e}; re-download the model or fix the file") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold a JSON object; re-download the model or fix the file")
+    return data
+
+
+def _absolute_metas(metas: dict, model_dir: Path) -> dict:
+    """``file_path_metas`` with each file name that exists in ``model_dir`` made absolute."""
+    out: dict = {}
+    for k, v in metas.items():
+        if isinstance(v, dict):
+            out[k] = _absolute_metas(v, model_dir)
+        elif isinstance(v, str) and (model_dir / v).is_file():
+            out[k] = str(model_dir / v)
+    return out
+
+
+def _present_files(model_dir: Path) -> dict:
+    """Config entries for the conventional files present in ``model_dir``."""
+    out: dict = {}
+    for name, where in _KNOWN_FILES:
+        if (model_dir / name).is_file():
+            node = out
+            for key in where[:-1]:
+                node = node.setdefault(key, {})
+            node.setdefault(where[-1], str(model_dir / name))
+    return out
+
+
+def resolve_model_dir(model_dir: Union[str, Path], overrides: Optional[dict[str, Any]] = None) -> dict:
+    """The model's config with absolute file paths; precedence: overrides > file metas > files > config.yaml."""
+    model_dir = Path(model_dir).resolve()
+    overrides = dict(overrides or {})
+    metas: dict = {}
+    config_path = model_dir / "config.yaml"
+    if (model_dir / "configuration.json").is_file():
+        meta_file = _read_json(model_dir / "configuration.json")
+        metas = _absolute_metas(meta_file.get("file_path_metas") or {}, model_dir)
+        config_path = Path(metas.pop("config", config_path))
+    if not config_path.is_file():
+        raise ConfigError(
+            f"{model_dir} is not a FunASR model directory: it has no config.yaml; "
+            "pass a directory holding config.yaml and model.pt, or a model name such as 'paraformer-zh'"
+        )
+    cfg = _read_yaml(config_path)
+    if "model" not in cfg:
+        raise ConfigError(f"{config_path} does not name its model class (no 'model:' entry)")
+    cfg = deep_merge(cfg, _present_files(model_dir))
+    cfg = deep_merge(cfg, metas)
+    cfg = deep_merge(cfg, overrides)
+    model_conf = cfg.setdefault("model_conf", {}) or {}
+    cfg["model_conf"] = model_conf
+    for k, v in overrides.items():  # top-level keyword arguments configure the model (as the reference)
+        if k in model_conf:
+            model_conf[k] = v
+    cfg["model_dir"] = str(model_dir)
+    return cfg

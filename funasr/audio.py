@@ -1,0 +1,243 @@
+"""Audio input: every kind the reference accepts -> float32 mono 16 kHz waveforms with keys."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from funasr.errors import AudioError, FunASRError
+
+SAMPLE_RATE = 16000
+LIST_SUFFIXES = (".scp", ".txt", ".json", ".jsonl", ".text")
+_MAGIC = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"FORM", b"\x1aE\xdf\xa3")  # + "ftyp" at offset 4, MPEG frames
+
+
+@dataclass
+class AudioItem:
+    """One input: its key and waveform, or the error that kept it from loading."""
+
+    key: str
+    waveform: Optional[np.ndarray] = None
+    error: Optional[FunASRError] = None
+    source: Any = None
+
+
+@dataclass
+class Source:
+    """One input before decoding: a key and what to decode (path, URL, bytes or samples)."""
+
+    key: str
+    value: Any
+
+
+def is_url(value: Any) -> bool:
+    """True for an http(s) URL string."""
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def content_key(data: Union[bytes, np.ndarray]) -> str:
+    """A deterministic ``rand_key_`` key (13 characters) from the content of an anonymous input."""
+    raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    return "rand_key_" + hashlib.blake2b(raw, digest_size=16).hexdigest()[:13]
+
+
+def to_numpy(value: Any) -> Optional[np.ndarray]:
+    """A numpy view of an ndarray or a torch tensor (without importing torch); None otherwise."""
+    if isinstance(value, np.ndarray):
+        return value
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        return value.detach().cpu().float().numpy()
+    return None
+
+
+def read_list_file(path: Path) -> list[Source]:
+    """Entries of ``wav.scp`` / ``.txt`` (``key value`` or ``value`` lines) or ``.jsonl`` (``key``/``source``)."""
+    sources: list[Source] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise AudioError(f"cannot read the list file {path}: {e}") from e
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        if path.suffix in (".jsonl", ".json") and line.startswith("{"):
+            try:
+                entry = json.loads(line)
+                value = entry["source"]
+            except (ValueError, KeyError) as e:
+                raise AudioError(f"{path} line {n} is not a JSON object with a 'source' field") from e
+            sources.append(Source(str(entry.get("key") or Path(str(value)).stem), value))
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2:
+            sources.append(Source(parts[0], _relative_to(parts[1].strip(), path.parent)))
+        else:
+            sources.append(Source(Path(parts[0]).stem, _relative_to(parts[0], path.parent)))
+    return sources
+
+
+def _relative_to(value: str, base: Path) -> str:
+    """A list-file entry, resolved against the list file's folder when it names a file there."""
+    if is_url(value) or Path(value).is_absolute() or Path(value).exists():
+        return value
+    candidate = base / value
+    return str(candidate) if candidate.exists() else value
+
+
+def collect_sources(data: Any) -> tuple[list[Source], bool]:
+    """Flatten an input into sources; the flag says whether it was a single input."""
+    if isinstance(data, (list, tuple)):
+        sources: list[Source] = []
+        for item in data:
+            sources.extend(collect_sources(item)[0])
+        return _distinct_keys(sources), False
+    if isinstance(data, (str, Path)):
+        text = str(data)
+        if is_url(text):
+            return [Source(Path(text.split("?")[0]).stem or "url", text)], True
+        path = Path(text)
+        if path.suffix.lower() in LIST_SUFFIXES and path.is_file():
+            return _distinct_keys(read_list_file(path)), False
+        return [Source(path.stem, text)], True
+    array = to_numpy(data)
+    if array is not None:
+        return [Source(content_key(np.ascontiguousarray(array)), array)], True
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return [Source(content_key(bytes(data)), bytes(data))], True
+    raise AudioError(
+        f"funasr cannot read an input of type {type(data).__name__}; pass a path, URL, list file, "
+        "bytes, numpy array or torch tensor"
+    )
+
+
+def _distinct_keys(sources: list[Source]) -> list[Source]:
+    """Suffix repeated keys (``a``, ``a_1``, …) so that no result overwrites another."""
+    seen: dict[str, int] = {}
+    for s in sources:
+        if s.key in seen:
+            seen[s.key] += 1
+            s.key = f"{s.key}_{seen[s.key]}"
+        else:
+            seen[s.key] = 0
+    return sources
+
+
+def mix_to_mono(samples: np.ndarray, name: str) -> np.ndarray:
+    """Average channels; the channel axis is the short one, whichever side it is on."""
+    samples = np.asarray(samples)
+    if samples.ndim == 1:
+        return samples
+    if samples.ndim != 2:
+        raise AudioError(f"{name}: expected 1-D or 2-D audio samples, got shape {samples.shape}")
+    axis = 0 if samples.shape[0] < samples.shape[1] else 1
+    return samples.mean(axis=axis)
+
+
+def to_float32(samples: np.ndarray) -> np.ndarray:
+    """Integer PCM -> float32 in [-1, 1]; floats pass through as float32."""
+    if np.issubdtype(samples.dtype, np.integer):
+        return (samples.astype(np.float32) / float(np.iinfo(samples.dtype).max + 1)).astype(np.float32)
+    return samples.astype(np.float32, copy=False)
+
+
+def resample(samples: np.ndarray, fs: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample with soxr (high quality) when the rates differ."""
+    if fs == target or len(samples) == 0:
+        return samples
+    return soxr.resample(samples, fs, target, quality="HQ").astype(np.float32, copy=False)
+
+
+def _decode_with_ffmpeg(data: Union[str, bytes], name: str) -> tuple[np.ndarray, int]:
+    """Decode what libsndfile cannot (mp4/m4a, webm) with the ffmpeg program, when installed."""
+    if shutil.which("ffmpeg") is None:
+        raise AudioError(
+            f"{name}: cannot decode this audio (libsndfile does not read its format); "
+            "convert it to wav/flac/ogg/mp3 or install ffmpeg"
+        )
+    src = "pipe:0" if isinstance(data, bytes) else data
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", src, "-f", "s16le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]
+    proc = subprocess.run(cmd, input=data if isinstance(data, bytes) else None, capture_output=True)
+    if proc.returncode != 0:
+        raise AudioError(f"{name}: cannot decode this audio: {proc.stderr.decode(errors='replace').strip()}")
+    return to_float32(np.frombuffer(proc.stdout, dtype=np.int16)), SAMPLE_RATE
+
+
+def _decode(data: Union[str, bytes], name: str) -> tuple[np.ndarray, int]:
+    """Decode a file path or container bytes to (samples, sample rate)."""
+    try:
+        samples, fs = sf.read(io.BytesIO(data) if isinstance(data, bytes) else data, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return _decode_with_ffmpeg(data, name)
+    return samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0], fs
+
+
+def has_container_magic(data: bytes) -> bool:
+    """True if ``data`` starts like an audio container (or MPEG audio libsndfile reads) rather than raw PCM."""
+    if data[:4] in _MAGIC or data[:3] == b"ID3" or data[4:8] == b"ftyp":
+        return True
+    if len(data) > 1 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0:  # an MPEG frame sync word
+        try:
+            return sf.info(io.BytesIO(data)).frames > 0
+        except (sf.LibsndfileError, RuntimeError):
+            return False
+    return False
+
+
+def _fetch(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            return resp.read()
+    except Exception as e:  # urllib raises many kinds (URLError, HTTPError, timeouts, ValueError)
+        raise AudioError(f"cannot download {url}: {e}; check the address or download the file and pass its path") from e
+
+
+def decode_source(source: Source, fs: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode one source to a float32 mono waveform at 16 kHz."""
+    value, name = source.value, str(source.value)[:200] if isinstance(source.value, (str, Path)) else source.key
+    array = to_numpy(value)
+    if array is not None:
+        samples, rate = to_float32(mix_to_mono(array, name)), fs
+    elif isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+        if has_container_magic(data):
+            samples, rate = _decode(data, name)
+        else:
+            samples, rate = to_float32(np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")), fs
+    elif is_url(str(value)):
+        samples, rate = _decode(_fetch(str(value)), name)
+    else:
+        path = Path(str(value))
+        if not path.exists():
+            raise AudioError(f"audio file {path} does not exist; check the path")
+        if path.is_dir():
+            raise AudioError(f"{path} is a directory; pass the audio files in it (or a wav.scp list)")
+        samples, rate = _decode(str(path), name)
+    if samples.size == 0:
+        raise AudioError(f"{name}: the audio holds no samples; pass a non-empty recording")
+    if not np.all(np.isfinite(samples)):
+        raise AudioError(f"{name}: the audio holds NaN or infinite samples")
+    return np.ascontiguousarray(resample(samples, int(rate)))
+
+
+def load_item(source: Source, fs: int = SAMPLE_RATE) -> AudioItem:
+    """Decode one source; a bad one becomes an item with ``error`` set."""
+    try:
+        return AudioItem(source.key, decode_source(source, fs), source=source.value)
+    except FunASRError as e:
+        return AudioItem(source.key, error=e, source=source.value)
+
+
+def load_inputs(data: Any, fs: int = SAMPLE_RATE) -> list[AudioItem]:
+    """Load every input of ``data`` (path, URL, list file, list, bytes, array, tensor)."""
+    return [load_item(s, fs) for s in collect_sources(data)[0]]

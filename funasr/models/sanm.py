@@ -1,0 +1,217 @@
+"""SAN-M: self-attention with an FSMN memory block, and the SANMEncoder built from it.
+
+Shared by the Paraformer family (speech features in, 560 -> 512) and CT-Transformer
+punctuation (word embeddings in, input_size == output_size). Parameter names equal the
+released checkpoints' keys (``encoders0.0.self_attn.linear_q_k_v.weight``, ...).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from funasr.errors import ConfigError
+from funasr.registry import register
+
+LAYER_NORM_EPS = 1e-12
+
+
+def layer_norm(size: int) -> nn.LayerNorm:
+    """The reference's LayerNorm (eps 1e-12)."""
+    return nn.LayerNorm(size, eps=LAYER_NORM_EPS)
+
+
+def length_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) lengths -> (B, max_len) bool, True on valid positions."""
+    return torch.arange(max_len, device=lens.device)[None, :] < lens[:, None]
+
+
+def sinusoidal_encoding(length: int, depth: int, device: torch.device) -> torch.Tensor:
+    """(length, depth) float32 table: positions 1..length, all sines then all cosines."""
+    positions = torch.arange(1, length + 1, device=device, dtype=torch.float32)
+    increment = torch.log(torch.tensor([10000.0], device=device)) / (depth / 2 - 1)
+    inv_timescales = torch.exp(torch.arange(depth // 2, device=device, dtype=torch.float32) * -increment)
+    scaled = positions[:, None] * inv_timescales[None, :]
+    return torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=1)
+
+
+class SinusoidalPositionEncoder(nn.Module):
+    """Adds the reference's sinusoidal position encoding (no parameters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._table: Optional[torch.Tensor] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D) with the encoding of positions 1..T added."""
+        t, d = x.shape[1], x.shape[2]
+        table = self._table
+        if table is None or table.shape[0] < t or table.shape[1] != d or table.device != x.device:
+            table = sinusoidal_encoding(max(t, 512), d, x.device)
+            self._table = table
+        return x + table[:t].to(x.dtype)
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN: Linear -> ReLU -> Linear."""
+
+    def __init__(self, size: int, hidden: int) -> None:
+        super().__init__()
+        self.w_1 = nn.Linear(size, hidden)
+        self.w_2 = nn.Linear(hidden, size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w_2(torch.relu(self.w_1(x)))
+
+
+class FSMNBlock(nn.Module):
+    """Depthwise Conv1d memory over time (no bias), zero padded ``left``/``right``."""
+
+    def __init__(self, size: int, kernel_size: int, sanm_shfit: int = 0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(size, 1, kernel_size))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+        self.left = (kernel_size - 1) // 2 + max(sanm_shfit, 0)
+        self.right = kernel_size - 1 - self.left
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D) depthwise convolution over T."""
+        xt = x.transpose(1, 2)
+        if self.left == self.right:
+            y = F.conv1d(xt, self.weight, padding=self.left, groups=xt.shape[1])
+        else:
+            y = F.conv1d(F.pad(xt, (self.left, self.right)), self.weight, groups=xt.shape[1])
+        return y.transpose(1, 2)
+
+
+def fsmn_memory(block: FSMNBlock, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """FSMN memory with residual: ``(conv(x·m) + x·m)·m``; ``mask`` (B, T, 1) or None."""
+    if mask is not None:
+        x = x * mask
+    y = block(x) + x
+    return y if mask is None else y * mask
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """Scaled dot-product attention over ``heads``: q (B, Tq, D), k/v (B, Tk, D) -> (B, Tq, D).
+
+    ``key_mask``: (B, Tk) bool, True on valid keys, or None when every key is valid.
+    """
+    b, tq, d = q.shape
+    tk = k.shape[1]
+    qh = q.view(b, tq, heads, d // heads).transpose(1, 2)
+    kh = k.view(b, tk, heads, d // heads).transpose(1, 2)
+    vh = v.view(b, tk, heads, d // heads).transpose(1, 2)
+    attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=attn_mask)
+    return out.transpose(1, 2).reshape(b, tq, d)
+
+
+class MultiHeadedAttentionSANM(nn.Module):
+    """Self-attention (fused q|k|v projection) plus an FSMN memory on v."""
+
+    def __init__(self, n_head: int, in_feat: int, n_feat: int, kernel_size: int, sanm_shfit: int = 0) -> None:
+        super().__init__()
+        if n_feat % n_head:
+            raise ConfigError(f"attention size {n_feat} is not divisible by {n_head} heads")
+        self.h = n_head
+        self.linear_out = nn.Linear(n_feat, n_feat)
+        self.linear_q_k_v = nn.Linear(in_feat, n_feat * 3)
+        self.fsmn_block = FSMNBlock(n_feat, kernel_size, sanm_shfit)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """x (B, T, in) -> (B, T, n_feat); ``mask`` (B, T, 1) float, ``key_mask`` (B, T) bool (None: no padding)."""
+        q, k, v = self.linear_q_k_v(x).chunk(3, dim=-1)
+        memory = fsmn_memory(self.fsmn_block, v, mask)
+        return self.linear_out(attend(q, k, v, self.h, key_mask)) + memory
+
+
+class EncoderLayerSANM(nn.Module):
+    """Pre-LN layer: SAN-M (residual only when in == out) then FFN with residual."""
+
+    def __init__(self, in_size: int, size: int, self_attn: MultiHeadedAttentionSANM, feed_forward: FeedForward) -> None:
+        super().__init__()
+        self.self_attn = self_attn
+        self.feed_forward = feed_forward
+        self.norm1 = layer_norm(in_size)
+        self.norm2 = layer_norm(size)
+        self.residual = in_size == size
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        y = self.self_attn(self.norm1(x), mask, key_mask)
+        x = x + y if self.residual else y
+        return x + self.feed_forward(self.norm2(x))
+
+
+@register()
+class SANMEncoder(nn.Module):
+    """Position encoding -> ``encoders0`` (in -> out) -> ``encoders`` (out -> out) -> ``after_norm``.
+
+    Takes ``encoder_conf`` as keyword arguments; training-only keys (dropout rates, ...) are
+    accepted and have no effect at inference.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 256,
+        attention_heads: int = 4,
+        linear_units: int = 2048,
+        num_blocks: int = 6,
+        input_layer: Optional[str] = "pe",
+        normalize_before: bool = True,
+        concat_after: bool = False,
+        kernel_size: int = 11,
+        sanm_shfit: int = 0,
+        selfattention_layer_type: str = "sanm",
+        positionwise_layer_type: str = "linear",
+        **_: Any,
+    ) -> None:
+        super().__init__()
+        if input_layer not in ("pe", None):
+            raise ConfigError(f"SANMEncoder input_layer {input_layer!r} is not supported (only 'pe')")
+        if not normalize_before or concat_after:
+            raise ConfigError("SANMEncoder supports normalize_before=true, concat_after=false only")
+        if selfattention_layer_type != "sanm" or positionwise_layer_type != "linear":
+            raise ConfigError(
+                f"SANMEncoder supports selfattention_layer_type 'sanm' and positionwise_layer_type 'linear' "
+                f"(got {selfattention_layer_type!r}, {positionwise_layer_type!r})"
+            )
+        self._output_size = output_size
+        self.embed = SinusoidalPositionEncoder() if input_layer == "pe" else None
+
+        def layer(in_size: int) -> EncoderLayerSANM:
+            return EncoderLayerSANM(
+                in_size,
+                output_size,
+                MultiHeadedAttentionSANM(attention_heads, in_size, output_size, kernel_size, sanm_shfit),
+                FeedForward(output_size, linear_units),
+            )
+
+        self.encoders0 = nn.ModuleList([layer(input_size)])
+        self.encoders = nn.ModuleList([layer(output_size) for _ in range(num_blocks - 1)])
+        self.after_norm = layer_norm(output_size)
+
+    def output_size(self) -> int:
+        """Width of the encoder output."""
+        return self._output_size
+
+    def forward(self, xs: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """xs (B, T, input_size), lens (B,) -> (out (B, T, output_size), out_lens (B,))."""
+        t = xs.shape[1]
+        if bool((lens >= t).all()):
+            mask = key_mask = None
+        else:
+            key_mask = length_mask(lens, t)
+            mask = key_mask[:, :, None].to(xs.dtype)
+        xs = xs * self._output_size**0.5
+        if self.embed is not None:
+            xs = self.embed(xs)
+        for layer in self.encoders0:
+            xs = layer(xs, mask, key_mask)
+        for layer in self.encoders:
+            xs = layer(xs, mask, key_mask)
+        xs = self.after_norm(xs)
+        return (xs if mask is None else xs * mask), lens

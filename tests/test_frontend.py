@@ -1,0 +1,67 @@
+"""Fbank -> LFR -> CMVN against the reference's features, offline and chunked."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import AUDIO, BUNDLED_VAD, PARITY
+from funasr.frontend import WavFrontend, WavFrontendOnline, apply_lfr, load_cmvn
+
+ASR_MVN = PARITY / "models" / "paraformer_tiny" / "am.mvn"
+
+
+def _wave(name="example.wav"):
+    return sf.read(AUDIO / name, dtype="float32")[0]
+
+
+def test_asr_features_match_reference():
+    ref = np.load(PARITY / "intermediates" / "paraformer_tiny__example.npz")
+    feats, lens = WavFrontend(cmvn_file=str(ASR_MVN), lfr_m=7, lfr_n=6)([_wave()])
+    assert feats.shape == ref["feats"].shape and list(lens) == list(ref["feats_len"])
+    np.testing.assert_allclose(feats, ref["feats"], atol=1e-4)
+
+
+def test_vad_features_match_reference():
+    ref = np.load(PARITY / "intermediates" / "fsmn-vad__example.npz")
+    feats, _ = WavFrontendOnline(cmvn_file=str(BUNDLED_VAD / "am.mvn"), lfr_m=5, lfr_n=1)([_wave()])
+    np.testing.assert_allclose(feats, ref["feats"], atol=1e-4)
+
+
+@pytest.mark.parametrize("chunk", [1000, 1120, 3200, 9600])
+@pytest.mark.parametrize("lfr", [(5, 1), (7, 6)])
+def test_chunked_features_equal_offline(chunk, lfr):
+    wave = _wave()
+    fe = WavFrontendOnline(cmvn_file=str(ASR_MVN if lfr == (7, 6) else BUNDLED_VAD / "am.mvn"), lfr_m=lfr[0], lfr_n=lfr[1])
+    cache: dict = {}
+    parts = [fe.accept(wave[i : i + chunk], cache, i + chunk >= len(wave)) for i in range(0, len(wave), chunk)]
+    np.testing.assert_array_equal(np.concatenate(parts), fe.extract(wave))
+
+
+def test_batch_is_zero_padded_per_item():
+    a, b = _wave(), _wave("sample.wav")
+    fe = WavFrontend(cmvn_file=str(ASR_MVN), lfr_m=7, lfr_n=6)
+    feats, lens = fe([a, b])
+    for i, w in enumerate([a, b]):
+        one = fe.extract(w)
+        assert lens[i] == len(one)
+        np.testing.assert_array_equal(feats[i, : lens[i]], one)
+        assert not feats[i, lens[i] :].any()
+
+
+def test_lfr_replicates_edges():
+    x = np.arange(10, dtype=np.float32)[:, None]
+    out = apply_lfr(x, 7, 6)
+    assert out.shape == (2, 7)
+    assert out[0].tolist() == [0, 0, 0, 0, 1, 2, 3]
+    assert out[1].tolist() == [3, 4, 5, 6, 7, 8, 9]
+
+
+def test_short_audio_shrinks_the_frame_offline_only():
+    short = _wave()[3000:3300]
+    assert WavFrontend(lfr_m=7, lfr_n=6).extract(short).shape[0] == 1
+    assert WavFrontendOnline(lfr_m=5, lfr_n=1).extract(short).shape[0] == 0
+
+
+def test_cmvn_reads_shift_and_scale_not_splice():
+    shift, scale = load_cmvn(ASR_MVN)
+    assert shift.shape == scale.shape == (560,)
+    assert shift[0] != 0 and scale[0] > 0

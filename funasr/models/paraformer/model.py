@@ -1,0 +1,161 @@
+"""Paraformer and BiCifParaformer: SAN-M encoder -> CIF predictor -> SAN-M decoder, greedy tokens.
+
+The models expose tensor methods only; :class:`funasr.tasks.asr.ASRTask` turns their
+:class:`Recognition` into text and timestamps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from funasr import registry
+from funasr.errors import ConfigError
+from funasr.models.paraformer.cif_predictor import CifOutput, CifPredictorV3
+from funasr.postprocess import integrate_and_fire
+
+
+@dataclass
+class Recognition:
+    """Greedy decoding of a batch: token ids per item and, when asked, timestamp inputs."""
+
+    token_ids: list[list[int]]  # per item, blank/sos/eos removed
+    ts_alphas: Optional[list[np.ndarray]] = None  # per item, CIF weights for ts_prediction_lfr6_standard
+    ts_peaks: Optional[list[np.ndarray]] = None  # per item, the fires over those weights
+    upsample_rate: int = 1
+
+
+def build_parts(cfg: dict[str, Any], input_size: Optional[int], vocab_size: Optional[int]) -> dict[str, nn.Module]:
+    """Encoder, decoder and predictor named by ``cfg``, sized from the frontend and the token list."""
+    for key in ("encoder", "decoder", "predictor"):
+        if not cfg.get(key):
+            raise ConfigError(f"the config of model {cfg.get('model')!r} names no {key}")
+    if not input_size or not vocab_size:
+        raise ConfigError(
+            f"{cfg.get('model')} needs the frontend (input_size) and the token list (vocab_size) "
+            f"to be built; got input_size={input_size}, vocab_size={vocab_size}"
+        )
+    encoder = registry.build(cfg["encoder"], input_size=input_size, **dict(cfg.get("encoder_conf") or {}))
+    decoder = registry.build(
+        cfg["decoder"], vocab_size=vocab_size, encoder_output_size=encoder.output_size(), **dict(cfg.get("decoder_conf") or {})
+    )
+    predictor = registry.build(cfg["predictor"], **dict(cfg.get("predictor_conf") or {}))
+    return {"encoder": encoder, "decoder": decoder, "predictor": predictor}
+
+
+@registry.register()
+class Paraformer(nn.Module):
+    """Non-autoregressive ASR: one decoder pass over CIF acoustic embeddings, greedy argmax per token."""
+
+    task: ClassVar[str] = "asr"
+    always_timestamps: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        predictor: nn.Module,
+        vocab_size: int,
+        blank_id: int = 0,
+        sos: int = 1,
+        eos: int = 2,
+        **_: Any,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.predictor = predictor
+        self.vocab_size = vocab_size
+        self.blank_id, self.sos, self.eos = blank_id, sos, eos
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], input_size: Optional[int], vocab_size: Optional[int]) -> "Paraformer":
+        """Build from a resolved config (``encoder(_conf)``, ``decoder(_conf)``, ``predictor(_conf)``, ``model_conf``)."""
+        parts = build_parts(cfg, input_size, vocab_size)
+        return cls(**parts, vocab_size=vocab_size, **dict(cfg.get("model_conf") or {}))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of the encoder weights (the compute precision)."""
+        return next(self.encoder.parameters()).dtype
+
+    def encode(self, feats: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, T, 560) and lengths -> encoder output (B, T, D), zero past each length."""
+        return self.encoder(feats.to(self.dtype), lens)
+
+    def predict(self, enc: torch.Tensor, enc_lens: torch.Tensor) -> CifOutput:
+        """CIF over the encoder output (float32, as the reference runs it without autocast)."""
+        return self.predictor(enc.float(), enc_lens)
+
+    def decode(
+        self, enc: torch.Tensor, enc_lens: torch.Tensor, cif: CifOutput, bias: Optional[torch.Tensor] = None, **_: Any
+    ) -> torch.Tensor:
+        """Log-probabilities (B, N, vocab) of each CIF token (``bias`` is for the hotword models)."""
+        logits = self.decoder(enc, enc_lens, cif.embeds.to(enc.dtype), cif.token_num)
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def greedy(self, log_probs: torch.Tensor, token_num: torch.Tensor) -> list[list[int]]:
+        """Argmax per token, dropping blank/sos/eos, truncated to each item's token count."""
+        ids = log_probs.argmax(-1).cpu().tolist()
+        drop = {self.blank_id, self.sos, self.eos}
+        return [[t for t in row[:n] if t not in drop] for row, n in zip(ids, token_num.cpu().tolist())]
+
+    def timestamp_inputs(
+        self, enc: torch.Tensor, enc_lens: torch.Tensor, cif: CifOutput
+    ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+        """Per-item (alphas, peaks, upsample_rate) for the timestamp routine.
+
+        Plain Paraformer passes the reference's arguments swapped: the CIF fires act as the
+        weights and the weights as the fires (each trimmed to the item's frames + tail).
+        """
+        lens = (enc_lens + 1).cpu().tolist()
+        fires = cif.peaks.float().cpu().numpy()
+        alphas = cif.alphas.float().cpu().numpy()
+        return [fires[i, :n] for i, n in enumerate(lens)], [alphas[i, :n] for i, n in enumerate(lens)], 1
+
+    def recognize(
+        self,
+        feats: torch.Tensor,
+        lens: torch.Tensor,
+        bias: Optional[torch.Tensor] = None,
+        timestamps: bool = False,
+        **options: Any,
+    ) -> Recognition:
+        """Features (B, T, D) and lengths (B,) -> greedy tokens (and timestamp inputs when asked)."""
+        enc, enc_lens = self.encode(feats, lens)
+        cif = self.predict(enc, enc_lens)
+        b = feats.shape[0]
+        want_ts = timestamps or self.always_timestamps
+        if cif.embeds.shape[1] == 0:
+            empty = [np.zeros(0, dtype=np.float32)] * b if want_ts else None
+            return Recognition([[] for _ in range(b)], empty, empty)
+        log_probs = self.decode(enc, enc_lens, cif, bias=bias, **options)
+        out = Recognition(self.greedy(log_probs, cif.token_num))
+        if want_ts:
+            out.ts_alphas, out.ts_peaks, out.upsample_rate = self.timestamp_inputs(enc, enc_lens, cif)
+        return out
+
+
+@registry.register()
+class BiCifParaformer(Paraformer):
+    """Paraformer with CifPredictorV3: timestamps from the 3x upsampled second CIF head, always."""
+
+    always_timestamps: ClassVar[bool] = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.predictor, CifPredictorV3):
+            raise ConfigError(f"{type(self).__name__} needs predictor CifPredictorV3, got {type(self.predictor).__name__}")
+
+    def timestamp_inputs(
+        self, enc: torch.Tensor, enc_lens: torch.Tensor, cif: CifOutput
+    ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+        """Per-item upsampled weights scaled to the token count, their fires (threshold 0.9999), rate 3."""
+        rate = self.predictor.upsample_times
+        us_alphas = self.predictor.upsampled_alphas(enc.float(), enc_lens, cif.token_num).cpu().numpy()
+        us_peaks = integrate_and_fire(us_alphas, 1.0 - 1e-4, 1.0 - 1e-4)
+        lens = (enc_lens * rate).cpu().tolist()
+        return [us_alphas[i, :n] for i, n in enumerate(lens)], [us_peaks[i, :n] for i, n in enumerate(lens)], rate

@@ -14,6 +14,7 @@ from funasr.config import resolve_model_dir
 from funasr.errors import CheckpointError, FunASRError
 from funasr.hub import resolve_model
 from funasr.models import load_checkpoint
+from funasr.pipeline import Pipeline
 from funasr.tasks.punc import TextItem
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,9 @@ class AutoModel:
     def generate(self, input: Any, **kwargs: Any) -> list[dict]:
         """Run the model (and the VAD / punctuation chain when given) on ``input``; one dict per input."""
         if self.vad_model is not None and self.task == "asr":
-            from funasr.pipeline import run_pipeline
-
-            return run_pipeline(self, input, **kwargs)
+            pipeline = Pipeline(self.vad_model, self.model, self.punc_model, TextItem,
+                                self.kwargs.get("merge_length_s", 15), self.disable_pbar)
+            return pipeline(input, **kwargs)
         if self.task == "punc":
             sources, single = collect_text_sources(input)
         else:

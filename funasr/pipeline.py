@@ -1,0 +1,124 @@
+"""VAD -> ASR -> punctuation over long audio: batching by seconds, merging, sentences (torch-free)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from funasr.audio import AudioItem, collect_sources, load_item
+from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
+
+log = logging.getLogger(__name__)
+
+Task = Callable[..., list]  # task(items, **kwargs) -> list[dict]
+MS = 16  # samples per millisecond at 16 kHz
+
+
+def merge_segments(segments: list[list[int]], max_ms: float) -> list[list[int]]:
+    """``merge_vad``: regroup segment boundaries, gaps included, into pieces shorter than ``max_ms``."""
+    bounds = sorted({t for seg in segments for t in seg})
+    if not bounds:
+        return []
+    out, begin = [], 0
+    for t, nxt in zip(bounds[:-1], bounds[1:]):
+        if nxt - begin >= max_ms:
+            out.append([begin, t])
+            begin = t
+    out.append([begin, bounds[-1]])
+    return out
+
+
+def pack_batches(durations: list[int], budget_ms: float, threshold_ms: float) -> Iterator[list[int]]:
+    """Indices of segments sorted by length, packed so each batch's padded length stays within budget."""
+    order = sorted(range(len(durations)), key=lambda i: durations[i])
+    batch: list[int] = []
+    for i in order:
+        longest = durations[i]  # ascending order: the newcomer is the longest
+        if batch and (longest * (len(batch) + 1) > budget_ms or longest >= threshold_ms):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+class Pipeline:
+    """Runs VAD, then ASR on the speech segments, then punctuation, per input."""
+
+    def __init__(self, vad: Task, asr: Task, punc: Optional[Task] = None, text_item: Any = None,
+                 merge_length_s: float = 15.0, disable_pbar: bool = False) -> None:
+        self.vad, self.asr, self.punc, self.text_item = vad, asr, punc, text_item
+        self.merge_length_s, self.disable_pbar = merge_length_s, disable_pbar
+
+    def __call__(self, data: Any, fs: int = 16000, **kwargs: Any) -> list[dict]:
+        """Transcribe every input of ``data``; a bad input of a list keeps its place as ``{"key", "error"}``."""
+        sources, single = collect_sources(data)
+        results = []
+        for source in tqdm(sources, desc="inputs", disable=self.disable_pbar or len(sources) < 2, leave=False):
+            item = load_item(source, fs)
+            if item.error is not None:
+                if single:
+                    raise item.error
+                log.warning("skipping %s: %s", item.key, item.error)
+                results.append({"key": item.key, "error": str(item.error)})
+                continue
+            results.append(self.transcribe(item, **kwargs))
+        return results
+
+    def transcribe(
+        self,
+        item: AudioItem,
+        batch_size_s: float = 300,
+        batch_size_threshold_s: float = 60,
+        merge_vad: bool = False,
+        merge_length_s: Optional[float] = None,
+        sentence_timestamp: bool = False,
+        return_raw_text: bool = False,
+        **kwargs: Any,
+    ) -> dict:
+        """One waveform through the whole chain."""
+        segments = self.vad([item], **kwargs)[0]["value"]
+        if merge_vad:
+            segments = merge_segments(segments, 1000 * (merge_length_s or self.merge_length_s))
+        seg_results = self._recognize(item, segments, batch_size_s, batch_size_threshold_s, **kwargs)
+        texts = [r.get("text", "") for r in seg_results]
+        stamps = [[[s + int(seg[0]), e + int(seg[0])] for s, e in r.get("timestamp", [])] for r, seg in zip(seg_results, segments)]
+        has_stamps = any("timestamp" in r for r in seg_results) or not segments
+        result: dict = {"key": item.key, "text": " ".join(t for t in texts if t.strip())}
+        if has_stamps:
+            result["timestamp"] = [ts for seg in stamps for ts in seg]
+        punc_array = None
+        if self.punc is not None:
+            punc_input = join_vad_texts(texts)
+            if return_raw_text:
+                result["raw_text"] = result["text"]
+            if punc_input:
+                punc = self.punc([self.text_item(item.key, punc_input)], **kwargs)[0]
+                result["text"], punc_array = punc["text"], punc.get("punc_array")
+        if sentence_timestamp:
+            units = [u for t in texts for u in t.split()]
+            aligned = punc_array is not None and has_stamps and len(punc_array) == len(result["timestamp"]) == len(units)
+            if aligned:
+                result["sentence_info"] = sentences_from_punctuation(list(punc_array), result["timestamp"], units, return_raw_text)
+            else:
+                result["sentence_info"] = sentences_from_segments(segments, texts, stamps if has_stamps else None)
+        return result
+
+    def _recognize(self, item: AudioItem, segments: list[list[int]], batch_size_s: float,
+                   batch_size_threshold_s: float, **kwargs: Any) -> list[dict]:
+        """ASR on every segment, batched by length; results in segment order."""
+        wave = item.waveform
+        durations = [int(e) - int(s) for s, e in segments]
+        budget = max(1000 * batch_size_s, min(durations, default=1), 1)
+        out: list[dict] = [{}] * len(segments)
+        batches = list(pack_batches(durations, budget, 1000 * batch_size_threshold_s))
+        show = not self.disable_pbar and len(batches) > 1
+        for batch in tqdm(batches, desc=f"{item.key} segments", disable=not show, leave=False):
+            pieces = {i: wave[int(segments[i][0] * MS) : min(int(segments[i][1] * MS), len(wave))] for i in batch}
+            batch = [i for i in batch if len(pieces[i])]  # a segment past the end of the audio has nothing to say
+            seg_items = [AudioItem(item.key, np.ascontiguousarray(pieces[i])) for i in batch]
+            for i, res in zip(batch, self.asr(seg_items, **kwargs) if seg_items else []):
+                out[i] = res
+        return out

@@ -1,0 +1,65 @@
+"""Segment text joining and sentence-level timestamps (torch-free)."""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+PUNC_MARKS = ("，", "。", "？", "、")  # punc ids 2..5
+_TAG = re.compile(r"<\|[^|]*\|>")
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff"
+
+
+def join_vad_texts(texts: list[str]) -> str:
+    """Join segment texts for punctuation: no space between two CJK neighbours, else one space."""
+    parts = [t for t in (_TAG.sub("", t).strip() for t in texts) if t]
+    out = ""
+    for part in parts:
+        if out and not (_is_cjk(out[-1]) and _is_cjk(part[0])):
+            out += " "
+        out += part
+    return out
+
+
+def _starts_ascii_letter(word: str) -> bool:
+    return bool(word) and word[0].isascii() and word[0].isalpha()
+
+
+def sentences_from_punctuation(
+    punc_array: list[int], timestamps: list[list[int]], units: list[str], return_raw_text: bool = False
+) -> list[dict]:
+    """Split aligned units (one per timestamp and punctuation id) into sentences at each punctuation mark."""
+    out: list[dict] = []
+    text, raw, stamps = "", "", []
+    for punc, stamp, unit in zip(punc_array, timestamps, units):
+        after_word = bool(text) and text[-1].isascii() and text[-1].isalpha()
+        text += (" " if _starts_ascii_letter(unit) or after_word else "") + unit
+        raw += unit
+        stamps.append(list(stamp))
+        if punc > 1:
+            sentence = {"text": text + PUNC_MARKS[punc - 2], "start": stamps[0][0], "end": stamps[-1][1], "timestamp": stamps}
+            if return_raw_text:
+                sentence["raw_text"] = raw
+            out.append(sentence)
+            text, raw, stamps = "", "", []
+    if stamps:  # words after the last mark form a last sentence (the reference drops them)
+        sentence = {"text": text, "start": stamps[0][0], "end": stamps[-1][1], "timestamp": stamps}
+        if return_raw_text:
+            sentence["raw_text"] = raw
+        out.append(sentence)
+    return out
+
+
+def sentences_from_segments(
+    segments: list[list[int]], texts: list[str], timestamps: Optional[list[list[list[int]]]] = None
+) -> list[dict]:
+    """One sentence per VAD segment (when punctuation and timestamps cannot be aligned)."""
+    out = []
+    for i, ((start, end), text) in enumerate(zip(segments, texts)):
+        text = text.strip()
+        if text:
+            stamps = timestamps[i] if timestamps else []
+            out.append({"text": text, "sentence": text, "start": start, "end": end, "timestamp": stamps})
+    return out

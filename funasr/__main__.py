@@ -1,0 +1,4 @@
+"""``python -m funasr``: the ``funasr`` command."""
+from funasr.bin.cli import main
+
+raise SystemExit(main())

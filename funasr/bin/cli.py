@@ -1,0 +1,195 @@
+"""The ``funasr`` command: recognise (or segment, or punctuate) files, folders and list files."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from funasr.writers import FORMATS, OutputWriter
+
+log = logging.getLogger("funasr.cli")
+
+DEFAULT_VAD = "fsmn-vad"
+AUDIO_SUFFIXES = frozenset(
+    ".wav .flac .mp3 .ogg .opus .m4a .aac .wma .webm .mp4 .mkv .amr .aiff .aif .au .caf .pcm".split()
+)
+
+DESCRIPTION = """\
+Run a FunASR model over audio files, folders (every audio file inside, recursively) and list
+files (wav.scp / .txt lines "key path", or .jsonl objects with "source" and "key").
+
+Models: with neither --model nor --vad-model, funasr runs the voice activity detector bundled
+with the package (fsmn-vad) and reports speech segments in milliseconds. --model names an ASR
+model (paraformer-zh, paraformer-en, a hub id or a local folder); it runs on whole files unless
+you also pass --vad-model (e.g. --vad-model fsmn-vad, advised for recordings longer than a
+minute). --punc-model (ct-punc, ct-punc-c) punctuates the ASR text. A punctuation model given
+as --model punctuates the texts given as inputs (or the "key text" lines of a .txt file).
+
+Results are printed as "key<TAB>text" lines; --output-dir also writes FunASR's
+1best_recog/{text,token,timestamp} files and, with --format, one .json/.srt/.txt per input.
+A bad input does not stop the run: the others are processed and every failure is listed at the
+end (exit status 1)."""
+
+EXAMPLES = """\
+examples:
+  funasr meeting.wav
+  funasr --model paraformer-zh --vad-model fsmn-vad --punc-model ct-punc meeting.wav \\
+         --hotword "魔搭 达摩院" --output-dir out --format json,srt,txt
+  funasr --model paraformer-zh --vad-model fsmn-vad recordings/ wav.scp -o out
+  funasr --model ct-punc "今天天气不错我们去学习"
+"""
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Command-line arguments."""
+    p = argparse.ArgumentParser(
+        prog="funasr",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder of audio files, or list file")
+    p.add_argument("--model", help="ASR (or punctuation) model: name, hub id or local folder")
+    p.add_argument("--vad-model", help=f"voice activity detector (default: {DEFAULT_VAD} when --model is not given)")
+    p.add_argument("--punc-model", help="punctuation model for the ASR text (ct-punc, ct-punc-c, ...)")
+    p.add_argument("--hub", default="hf", choices=["hf", "ms"], help="where model names are downloaded from (default: hf)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--hotword", help='hotwords for SeACo / contextual models: "word1 word2" or a .txt file')
+    p.add_argument("--batch-size-s", type=float, default=300, help="seconds of speech per ASR batch with a VAD (default: 300)")
+    p.add_argument("-o", "--output-dir", help="write 1best_recog/{text,token,timestamp} (and --format files) here")
+    p.add_argument("--format", default="", help=f"comma-separated per-input files in --output-dir: {','.join(FORMATS)}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no warnings")
+    args = p.parse_args(argv)
+    args.formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in args.formats if f not in FORMATS]
+    if unknown:
+        p.error(f"unknown --format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    if args.formats and not args.output_dir:
+        p.error("--format needs --output-dir")
+    if args.punc_model and not args.model:
+        p.error("--punc-model punctuates ASR text: give the ASR model with --model")
+    return args
+
+
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """AutoModel keyword arguments for the chosen models."""
+    kwargs: dict[str, Any] = {"hub": args.hub, "device": args.device, "disable_pbar": True}
+    if args.model:
+        kwargs["model"] = args.model
+        if args.vad_model:
+            kwargs["vad_model"] = args.vad_model
+        if args.punc_model:
+            kwargs["punc_model"] = args.punc_model
+    else:
+        kwargs["model"] = args.vad_model or DEFAULT_VAD
+    return kwargs
+
+
+def generate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """generate() keyword arguments for the chosen options."""
+    kwargs: dict[str, Any] = {}
+    if args.hotword:
+        kwargs["hotword"] = args.hotword
+    if args.model and args.vad_model:
+        kwargs["batch_size_s"] = args.batch_size_s
+    if args.punc_model:
+        kwargs["return_raw_text"] = True  # un-punctuated units for 1best_recog/token
+        kwargs["sentence_timestamp"] = True  # sentences for SRT and JSON
+    return kwargs
+
+
+def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Folders replaced by the audio files inside; returns (inputs, failures)."""
+    out: list[str] = []
+    failures: list[tuple[str, str]] = []
+    for value in inputs:
+        path = Path(value)
+        if not path.is_dir():
+            out.append(value)
+            continue
+        found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        if not found:
+            failures.append((value, f"folder holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})"))
+        out.extend(found)
+    return out, failures
+
+
+def collect_audio(inputs: Sequence[str]) -> tuple[list[Any], list[tuple[str, str]]]:
+    """Sources (key, value) of every audio input, list files read; returns (sources, failures)."""
+    from funasr.audio import collect_sources
+    from funasr.errors import FunASRError
+
+    values, failures = expand_inputs(inputs)
+    readable = []
+    for value in values:
+        try:
+            collect_sources(value)
+        except FunASRError as e:
+            failures.append((value, str(e)))
+        else:
+            readable.append(value)
+    return (collect_sources(readable)[0] if readable else []), failures
+
+
+def _describe(error: BaseException) -> str:
+    from funasr.errors import FunASRError
+
+    return str(error) if isinstance(error, FunASRError) else f"{type(error).__name__}: {error}"
+
+
+def _summary_line(result: dict[str, Any]) -> str:
+    if "value" in result:
+        return f"{result.get('key', '')}\t{result['value']}"
+    return f"{result.get('key', '')}\t{result.get('text', '')}"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``funasr`` / ``python -m funasr``; returns the exit status."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="funasr: %(levelname)s: %(message)s")
+    from tqdm import tqdm
+
+    from funasr.auto_model import AutoModel
+    from funasr.audio import Source
+
+    try:
+        model = AutoModel(**model_kwargs(args))
+    except Exception as e:  # a model that cannot be found or built ends the run with its reason
+        log.debug("model construction failed", exc_info=True)
+        print(f"funasr: error: {_describe(e)}", file=sys.stderr)
+        return 1
+    if model.task == "punc":  # texts (or "key text" list files) go to generate as they are
+        sources, failures = [Source("", value) for value in args.inputs], []
+    else:
+        sources, failures = collect_audio(args.inputs)
+    kwargs = generate_kwargs(args)
+    writer = OutputWriter(args.output_dir, args.formats) if args.output_dir else nullcontext()
+    with writer:
+        for source in tqdm(sources, desc="funasr", unit="input", disable=args.quiet or len(sources) < 2, file=sys.stderr):
+            try:
+                results = model.generate(source.value, **kwargs)
+            except Exception as e:  # a bad input is reported at the end; the others go on
+                log.debug("input %s failed", source.value, exc_info=True)
+                failures.append((str(source.value), _describe(e)))
+                continue
+            if not results and model.task != "punc":
+                results = [{"key": source.key, "text": ""}]  # FunASR drops inputs without speech; we keep a line
+            single = len(results) == 1 and model.task != "punc"
+            for result in results:
+                if single:
+                    result["key"] = source.key  # the list file's key, or the de-duplicated file name
+                if "error" in result:
+                    failures.append((str(result.get("key", source.value)), str(result["error"])))
+                    continue
+                tqdm.write(_summary_line(result), file=sys.stdout)
+                if args.output_dir:
+                    writer.write(result)
+    if failures:
+        print(f"funasr: {len(failures)} input(s) failed:", file=sys.stderr)
+        for value, reason in failures:
+            print(f"  {value}: {reason}", file=sys.stderr)
+        return 1
+    return 0

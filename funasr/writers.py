@@ -1,0 +1,190 @@
+"""Result writers (torch-free): FunASR's Kaldi-style ``1best_recog`` files, and JSON / SRT / text per input.
+
+``OutputWriter(output_dir, formats)`` takes result dicts one at a time (as ``generate`` returns
+them) and writes
+
+- ``<output_dir>/1best_recog/text``: ``key text`` lines (VAD: ``key [[beg_ms, end_ms], ...]``);
+- ``<output_dir>/1best_recog/token``: ``key`` and the recognised units (CJK characters, words) of
+  text without punctuation (``raw_text`` when present);
+- ``<output_dir>/1best_recog/timestamp``: ``key [[beg_ms, end_ms], ...]`` for results with timestamps;
+- with ``formats``: ``<output_dir>/<key>.json``, ``<key>.srt`` and ``<key>.txt``.
+
+Results holding an ``error`` are skipped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Iterable, Optional, TextIO, Union
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("json", "srt", "txt")
+KALDI_DIR = "1best_recog"
+# A new subtitle starts after a pause this long when only per-unit timestamps are known.
+CUE_GAP_MS = 600
+CUE_MAX_UNITS = 30
+
+_CJK = "\u3400-\u9fff"
+_UNIT = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+
+
+def recognised_units(text: str) -> list[str]:
+    """CJK characters and whitespace-separated words of ``text``, without punctuation marks."""
+    return [u for u in map(_trim_punctuation, _UNIT.findall(text)) if u]
+
+
+def _trim_punctuation(unit: str) -> str:
+    i, j = 0, len(unit)
+    while i < j and unicodedata.category(unit[i]).startswith("P"):
+        i += 1
+    while j > i and unicodedata.category(unit[j - 1]).startswith("P"):
+        j -= 1
+    return unit[i:j]
+
+
+def join_units(units: Iterable[str]) -> str:
+    """Join units as text: nothing between two CJK characters, a space elsewhere."""
+    out = ""
+    for unit in units:
+        if out and not (_is_cjk(out[-1]) and _is_cjk(unit[0])):
+            out += " "
+        out += unit
+    return out
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff"
+
+
+def _plain(value: Any) -> Any:
+    """numpy / torch values as plain Python (for JSON)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
+
+
+def _spans(pairs: Iterable[Iterable[Any]]) -> str:
+    """``[[beg, end], ...]`` with plain ints, as FunASR prints them."""
+    return json.dumps([[int(b), int(e)] for b, e in pairs])
+
+
+def srt_time(ms: int) -> str:
+    """Milliseconds as an SRT time stamp ``HH:MM:SS,mmm``."""
+    ms = max(0, int(ms))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
+
+
+def srt_cues(result: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """(begin ms, end ms, text) subtitles: sentences, else VAD segments, else timestamp runs split at pauses."""
+    if result.get("sentence_info"):
+        return [(int(s["start"]), int(s["end"]), str(s.get("text", ""))) for s in result["sentence_info"]]
+    if "value" in result:
+        return [(int(b), int(e), f"[speech {i}]") for i, (b, e) in enumerate(result["value"], 1)]
+    stamps = result.get("timestamp") or []
+    if not stamps:
+        return []
+    units = recognised_units(result.get("raw_text") or result.get("text", ""))
+    if len(units) != len(stamps):
+        return [(int(stamps[0][0]), int(stamps[-1][1]), str(result.get("text", "")))]
+    cues: list[tuple[int, int, str]] = []
+    start = 0
+    for i in range(1, len(stamps) + 1):
+        if i < len(stamps) and stamps[i][0] - stamps[i - 1][1] < CUE_GAP_MS and i - start < CUE_MAX_UNITS:
+            continue
+        cues.append((int(stamps[start][0]), int(stamps[i - 1][1]), join_units(units[start:i])))
+        start = i
+    return cues
+
+
+def to_srt(result: dict[str, Any]) -> str:
+    """The result as SRT subtitles (empty when it has no timing)."""
+    blocks = [f"{n}\n{srt_time(b)} --> {srt_time(e)}\n{text}\n" for n, (b, e, text) in enumerate(srt_cues(result), 1)]
+    return "\n".join(blocks)
+
+
+def to_txt(result: dict[str, Any]) -> str:
+    """The result as plain text: its text, or one ``beg_ms end_ms`` line per VAD segment."""
+    if "value" in result:
+        return "".join(f"{int(b)} {int(e)}\n" for b, e in result["value"])
+    return str(result.get("text", "")) + "\n"
+
+
+def to_json(result: dict[str, Any]) -> str:
+    """The result dict as JSON (UTF-8 text, not escaped)."""
+    return json.dumps(result, ensure_ascii=False, indent=2, default=_plain) + "\n"
+
+
+def file_stem(key: str) -> str:
+    """A safe file name for a result key."""
+    return re.sub(r"[^\w.\-]", "_", key).lstrip(".") or "_"
+
+
+class OutputWriter:
+    """Writes results under ``output_dir`` as they come (see the module docstring)."""
+
+    def __init__(self, output_dir: Union[str, Path], formats: Iterable[str] = ()) -> None:
+        self.output_dir = Path(output_dir)
+        self.formats = tuple(formats)
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown:
+            raise ValueError(f"unknown output format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+        self._files: dict[str, TextIO] = {}
+
+    def __enter__(self) -> "OutputWriter":
+        return self
+
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    def _line(self, name: str, key: str, value: str) -> None:
+        if name not in self._files:
+            path = self.output_dir / KALDI_DIR / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._files[name] = path.open("w", encoding="utf-8")
+        fd = self._files[name]
+        fd.write(f"{key} {value}\n")
+        fd.flush()
+
+    def write(self, result: dict[str, Any]) -> list[Path]:
+        """Write one result; returns the per-input files written."""
+        if "error" in result:
+            return []
+        key = str(result.get("key", ""))
+        if "value" in result:
+            self._line("text", key, _spans(result["value"]))
+        else:
+            self._line("text", key, str(result.get("text", "")))
+            self._line("token", key, " ".join(recognised_units(result.get("raw_text") or result.get("text", ""))))
+            if "timestamp" in result:
+                self._line("timestamp", key, _spans(result["timestamp"]))
+        written = []
+        for fmt in self.formats:
+            if fmt == "srt" and not srt_cues(result):
+                log.warning("%s has no timing (no timestamps or segments); no SRT written", key)
+                continue
+            path = self.output_dir / f"{file_stem(key)}.{fmt}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text({"json": to_json, "srt": to_srt, "txt": to_txt}[fmt](result), encoding="utf-8")
+            written.append(path)
+        return written
+
+    def close(self) -> None:
+        """Close the ``1best_recog`` files."""
+        for fd in self._files.values():
+            fd.close()
+        self._files.clear()
+
+
+def write_results(results: Iterable[dict[str, Any]], output_dir: Union[str, Path], formats: Iterable[str] = ()) -> None:
+    """Write a list of results (``generate(..., output_dir=...)``)."""
+    with OutputWriter(output_dir, formats) as writer:
+        for result in results:
+            writer.write(result)

@@ -1,0 +1,202 @@
+"""The ``funasr`` command end to end (subprocess ``python -m funasr``) and the result writers."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from funasr.writers import OutputWriter, file_stem, recognised_units, srt_cues, to_srt, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+PARITY = ROOT / "tests" / "fixtures" / "parity"
+AUDIO = PARITY / "audio"
+MODELS = PARITY / "models"
+
+
+def _expected(case_id: str) -> dict:
+    cases = json.loads((PARITY / "expected.json").read_text(encoding="utf-8"))["cases"]
+    (case,) = [c for c in cases if c["id"] == case_id]
+    return case["expected"][0]
+
+
+def funasr(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run ``python -m funasr`` with this checkout first on the path."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), HF_HUB_OFFLINE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "funasr", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _kaldi(path: Path) -> dict[str, str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return dict((line.split(" ", 1) + [""])[:2] for line in lines)
+
+
+def _close(got: list, want: list, tol: int = 20) -> bool:
+    return len(got) == len(want) and all(abs(a - b) <= tol for g, w in zip(got, want) for a, b in zip(g, w))
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("<unk>", "")).strip()
+
+
+# ---- command line --------------------------------------------------------------------------
+
+
+def test_default_runs_bundled_vad_and_writes_every_format(tmp_path):
+    out = tmp_path / "out"
+    run = funasr(str(AUDIO / "example.wav"), "-o", str(out), "--format", "json,srt,txt")
+    assert run.returncode == 0, run.stderr
+    want = _expected("vad/example")["value"]
+    key, value = run.stdout.strip().split("\t")
+    assert key == "example" and _close(json.loads(value), want)
+    assert _close(json.loads(_kaldi(out / "1best_recog" / "text")["example"]), want)
+    assert _close(json.loads((out / "example.json").read_text(encoding="utf-8"))["value"], want)
+    assert (out / "example.srt").read_text(encoding="utf-8").count(" --> ") == len(want)
+    assert len((out / "example.txt").read_text(encoding="utf-8").splitlines()) == len(want)
+
+
+def test_batch_goes_on_past_bad_inputs_and_names_them(tmp_path):
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(AUDIO / "sample.wav", folder / "sub" / "sample.wav")
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage, not audio" * 3)
+    (folder / "notes.md").write_text("not audio")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    run = funasr(str(AUDIO / "example.wav"), str(folder), str(tmp_path / "missing.wav"), str(tmp_path / "empty"), "-o", str(out))
+    assert run.returncode == 1
+    assert "3 input(s) failed" in run.stderr
+    assert "corrupt.wav" in run.stderr and "missing.wav" in run.stderr and "empty" in run.stderr
+    texts = _kaldi(out / "1best_recog" / "text")
+    assert set(texts) == {"example", "sample"}
+    assert _close(json.loads(texts["sample"]), _expected("vad/sample")["value"])
+    assert sorted(line.split("\t")[0] for line in run.stdout.splitlines()) == ["example", "sample"]
+
+
+def test_list_file_keys_name_the_results(tmp_path):
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"utt_a {AUDIO / 'example.wav'}\nutt_b {AUDIO / 'pub_concat.wav'}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run = funasr(str(scp), "-o", str(out), "--format", "json", "-q")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""  # --quiet: no progress bar
+    texts = _kaldi(out / "1best_recog" / "text")
+    assert list(texts) == ["utt_a", "utt_b"]
+    assert _close(json.loads(texts["utt_b"]), _expected("vad/pub_concat")["value"])
+    assert json.loads((out / "utt_b.json").read_text(encoding="utf-8"))["key"] == "utt_b"
+
+
+def test_asr_with_vad_and_punctuation_writes_sentences(tmp_path):
+    out = tmp_path / "out"
+    run = funasr(
+        str(AUDIO / "pub_concat.wav"),
+        "--model", str(MODELS / "bicif_paraformer_tiny"),
+        "--vad-model", "fsmn-vad",
+        "--punc-model", str(MODELS / "ct_punc_tiny"),
+        "--batch-size-s", "60",
+        "-o", str(out), "--format", "json,srt,txt",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    want = _expected("pipe/bicif_punc_sent/pub_concat")
+    assert _norm(_kaldi(out / "1best_recog" / "text")["pub_concat"]) == _norm(want["text"])
+    assert _close(json.loads(_kaldi(out / "1best_recog" / "timestamp")["pub_concat"]), want["timestamp"])
+    assert len(_kaldi(out / "1best_recog" / "token")["pub_concat"].split()) == len(want["timestamp"])
+    srt = (out / "pub_concat.srt").read_text(encoding="utf-8")
+    assert srt.count(" --> ") == len(want["sentence_info"])
+    assert _norm((out / "pub_concat.txt").read_text(encoding="utf-8")) == _norm(want["text"])
+
+
+def test_punctuation_model_takes_texts():
+    run = funasr("--model", str(MODELS / "ct_punc_tiny"), "今天天气不错我们去学习", "-q")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().split("\t")[1] == _expected("punc/ct_punc_tiny/0")["text"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["a.wav", "--format", "json"], "--format needs --output-dir"),
+        (["a.wav", "-o", "x", "--format", "json,doc"], "unknown --format doc"),
+        (["a.wav", "--punc-model", "ct-punc"], "--model"),
+    ],
+)
+def test_usage_errors(args, message):
+    run = funasr(*args)
+    assert run.returncode == 2 and message in run.stderr
+
+
+def test_unknown_model_fails_with_its_reason():
+    run = funasr("a.wav", "--model", "no-such-model")
+    assert run.returncode == 1 and "no-such-model" in run.stderr
+
+
+def test_help_says_what_runs_by_default():
+    run = funasr("--help")
+    assert run.returncode == 0 and "fsmn-vad" in run.stdout
+
+
+# ---- writers -------------------------------------------------------------------------------
+
+
+def test_kaldi_files(tmp_path):
+    results = [
+        {"key": "a", "text": "欢 迎 hello world", "timestamp": [[0, 100], [100, 200], [300, 500], [500, 700]]},
+        {"key": "b", "text": "你好，世界。", "raw_text": "你 好 世 界"},
+        {"key": "bad", "error": "cannot decode"},
+        {"key": "v", "value": [[np.int64(740), 4460], [4740, 6660]]},
+    ]
+    write_results(results, tmp_path)
+    kaldi = tmp_path / "1best_recog"
+    assert (kaldi / "text").read_text(encoding="utf-8").splitlines() == [
+        "a 欢 迎 hello world",
+        "b 你好，世界。",
+        "v [[740, 4460], [4740, 6660]]",
+    ]
+    assert (kaldi / "token").read_text(encoding="utf-8").splitlines() == ["a 欢 迎 hello world", "b 你 好 世 界"]
+    assert (kaldi / "timestamp").read_text(encoding="utf-8").splitlines() == ["a [[0, 100], [100, 200], [300, 500], [500, 700]]"]
+
+
+def test_per_input_files(tmp_path):
+    result = {"key": "dir/x y", "text": "好的。", "timestamp": [[0, 100], [100, 200]], "punc_array": np.array([1, 3])}
+    with OutputWriter(tmp_path, ["json", "txt", "srt"]) as writer:
+        written = writer.write(result)
+    assert sorted(p.name for p in written) == ["dir_x_y.json", "dir_x_y.srt", "dir_x_y.txt"]
+    assert json.loads((tmp_path / "dir_x_y.json").read_text(encoding="utf-8"))["punc_array"] == [1, 3]
+    assert (tmp_path / "dir_x_y.txt").read_text(encoding="utf-8") == "好的。\n"
+
+
+def test_srt_without_timing_is_skipped(tmp_path):
+    with OutputWriter(tmp_path, ["srt"]) as writer:
+        assert writer.write({"key": "t", "text": "你好"}) == []
+
+
+def test_srt_from_sentences():
+    result = {
+        "key": "s",
+        "text": "你好，世界。",
+        "sentence_info": [{"text": "你好，", "start": 890, "end": 1430}, {"text": "世界。", "start": 3_600_500, "end": 3_601_000}],
+    }
+    assert to_srt(result) == (
+        "1\n00:00:00,890 --> 00:00:01,430\n你好，\n\n2\n01:00:00,500 --> 01:00:01,000\n世界。\n"
+    )
+
+
+def test_srt_from_timestamps_splits_at_pauses():
+    result = {"key": "t", "text": "欢 迎 大 家 hello", "timestamp": [[0, 100], [100, 200], [900, 1000], [1000, 1100], [1100, 1500]]}
+    assert srt_cues(result) == [(0, 200, "欢迎"), (900, 1500, "大家 hello")]
+    # units that do not line up with the timestamps give one cue over the whole span
+    assert srt_cues({"text": "欢迎。", "timestamp": [[0, 100]]}) == [(0, 100, "欢迎。")]
+
+
+def test_recognised_units_and_file_names():
+    assert recognised_units("你好，世界。 Hello world. it's") == ["你", "好", "世", "界", "Hello", "world", "it's"]
+    assert file_stem("../a/b c") == "_a_b_c"
+    assert file_stem("会议_01") == "会议_01"

@@ -176,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 failures.append((str(source.value), _describe(e)))
                 continue
             if not results and model.task != "punc":
-                results = [{"key": source.key, "text": ""}]  # FunASR drops inputs without speech; we keep a line
+                results = [{"key": source.key, "text": ""}]  # an input with no result still gets its line
             single = len(results) == 1 and model.task != "punc"
             for result in results:
                 if single:

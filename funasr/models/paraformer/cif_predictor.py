@@ -108,7 +108,7 @@ class CifPredictorV2(nn.Module):
     def forward(self, hidden: torch.Tensor, lens: torch.Tensor) -> CifOutput:
         """Encoder output (B, T, D) and lengths (B,) -> token embeddings and CIF weights."""
         mask = length_mask(lens, hidden.shape[1])
-        hidden = hidden * mask[..., None].to(hidden.dtype)
+        hidden = hidden.to(self.cif_output.weight.dtype) * mask[..., None].to(self.cif_output.weight.dtype)
         alphas = self.frame_alphas(hidden, mask.float())
         if self.tail_threshold > 0.0:
             hidden, alphas = self.with_tail(hidden, alphas, lens)
@@ -162,7 +162,7 @@ class CifPredictorV3(CifPredictorV2):
         """Timestamp weights (B, upsample_times·T) scaled so each item sums to its ``token_num``."""
         b, t, _ = hidden.shape
         mask = length_mask(lens, t)
-        hidden = hidden * mask[..., None].to(hidden.dtype)
+        hidden = hidden.to(self.cif_output2.weight.dtype) * mask[..., None].to(self.cif_output2.weight.dtype)
         up = self.upsample_cnn(hidden.transpose(1, 2)).transpose(1, 2)  # (B, 3T, D)
         up_lens = lens * self.upsample_times
         if bool((lens == t).all()):

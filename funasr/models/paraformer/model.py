@@ -51,7 +51,6 @@ class Paraformer(nn.Module):
     """Non-autoregressive ASR: one decoder pass over CIF acoustic embeddings, greedy argmax per token."""
 
     task: ClassVar[str] = "asr"
-    always_timestamps: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -87,8 +86,8 @@ class Paraformer(nn.Module):
         return self.encoder(feats.to(self.dtype), lens)
 
     def predict(self, enc: torch.Tensor, enc_lens: torch.Tensor) -> CifOutput:
-        """CIF over the encoder output (float32, as the reference runs it without autocast)."""
-        return self.predictor(enc.float(), enc_lens)
+        """CIF over the encoder output (weights and firing in float32 whatever the model precision)."""
+        return self.predictor(enc, enc_lens)
 
     def decode(
         self, enc: torch.Tensor, enc_lens: torch.Tensor, cif: CifOutput, bias: Optional[torch.Tensor] = None, **_: Any
@@ -103,14 +102,26 @@ class Paraformer(nn.Module):
         drop = {self.blank_id, self.sos, self.eos}
         return [[t for t in row[:n] if t not in drop] for row, n in zip(ids, token_num.cpu().tolist())]
 
+    @property
+    def always_timestamps(self) -> bool:
+        """Whether every result carries timestamps (models with the upsampled timestamp head)."""
+        return False
+
     def timestamp_inputs(
         self, enc: torch.Tensor, enc_lens: torch.Tensor, cif: CifOutput
     ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
         """Per-item (alphas, peaks, upsample_rate) for the timestamp routine.
 
-        Plain Paraformer passes the reference's arguments swapped: the CIF fires act as the
-        weights and the weights as the fires (each trimmed to the item's frames + tail).
+        With CifPredictorV3: the upsampled weights scaled to the token count and their fires
+        (threshold 0.9999), rate 3. Otherwise the reference's arguments are swapped: the CIF
+        fires act as the weights and the weights as the fires (trimmed to frames + tail), rate 1.
         """
+        if isinstance(self.predictor, CifPredictorV3):
+            rate = self.predictor.upsample_times
+            us_alphas = self.predictor.upsampled_alphas(enc, enc_lens, cif.token_num).cpu().numpy()
+            us_peaks = integrate_and_fire(us_alphas, 1.0 - 1e-4, 1.0 - 1e-4)
+            lens = (enc_lens * rate).cpu().tolist()
+            return [us_alphas[i, :n] for i, n in enumerate(lens)], [us_peaks[i, :n] for i, n in enumerate(lens)], rate
         lens = (enc_lens + 1).cpu().tolist()
         fires = cif.peaks.float().cpu().numpy()
         alphas = cif.alphas.float().cpu().numpy()
@@ -143,19 +154,12 @@ class Paraformer(nn.Module):
 class BiCifParaformer(Paraformer):
     """Paraformer with CifPredictorV3: timestamps from the 3x upsampled second CIF head, always."""
 
-    always_timestamps: ClassVar[bool] = True
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(self.predictor, CifPredictorV3):
             raise ConfigError(f"{type(self).__name__} needs predictor CifPredictorV3, got {type(self.predictor).__name__}")
 
-    def timestamp_inputs(
-        self, enc: torch.Tensor, enc_lens: torch.Tensor, cif: CifOutput
-    ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-        """Per-item upsampled weights scaled to the token count, their fires (threshold 0.9999), rate 3."""
-        rate = self.predictor.upsample_times
-        us_alphas = self.predictor.upsampled_alphas(enc.float(), enc_lens, cif.token_num).cpu().numpy()
-        us_peaks = integrate_and_fire(us_alphas, 1.0 - 1e-4, 1.0 - 1e-4)
-        lens = (enc_lens * rate).cpu().tolist()
-        return [us_alphas[i, :n] for i, n in enumerate(lens)], [us_peaks[i, :n] for i, n in enumerate(lens)], rate
+    @property
+    def always_timestamps(self) -> bool:
+        """BiCif results always carry timestamps."""
+        return True

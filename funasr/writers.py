@@ -117,9 +117,20 @@ def to_txt(result: dict[str, Any]) -> str:
     return str(result.get("text", "")) + "\n"
 
 
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_plain)
+
+
 def to_json(result: dict[str, Any]) -> str:
-    """The result dict as JSON (UTF-8 text, not escaped)."""
-    return json.dumps(result, ensure_ascii=False, indent=2, default=_plain) + "\n"
+    """The result dict as JSON: one line per field, one line per sentence (UTF-8, not escaped)."""
+    fields = []
+    for key, value in result.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            body = "[\n" + ",\n".join(f"    {_dump(v)}" for v in value) + "\n  ]"
+        else:
+            body = _dump(value)
+        fields.append(f"  {_dump(key)}: {body}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
 def file_stem(key: str) -> str:

@@ -165,11 +165,14 @@ def test_kaldi_files(tmp_path):
 
 
 def test_per_input_files(tmp_path):
-    result = {"key": "dir/x y", "text": "好的。", "timestamp": [[0, 100], [100, 200]], "punc_array": np.array([1, 3])}
+    sentences = [{"text": "好的。", "start": 0, "end": 200, "timestamp": [[0, 100], [100, 200]]}]
+    result = {"key": "dir/x y", "text": "好的。", "timestamp": [[0, 100], [100, 200]], "punc_array": np.array([1, 3]),
+              "sentence_info": sentences}
     with OutputWriter(tmp_path, ["json", "txt", "srt"]) as writer:
         written = writer.write(result)
     assert sorted(p.name for p in written) == ["dir_x_y.json", "dir_x_y.srt", "dir_x_y.txt"]
-    assert json.loads((tmp_path / "dir_x_y.json").read_text(encoding="utf-8"))["punc_array"] == [1, 3]
+    saved = json.loads((tmp_path / "dir_x_y.json").read_text(encoding="utf-8"))
+    assert saved == {**result, "punc_array": [1, 3]}
     assert (tmp_path / "dir_x_y.txt").read_text(encoding="utf-8") == "好的。\n"
 
 

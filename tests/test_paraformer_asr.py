@@ -1,0 +1,183 @@
+"""Offline recognition with the Paraformer family: parity with the reference, batching, timestamps, hotwords."""
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from funasr.audio import AudioItem
+from funasr.auto_model import AutoModel
+from funasr.errors import HotwordError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PARITY = FIXTURES / "parity"
+AUDIO = PARITY / "audio"
+TS_TOLERANCE_MS = 20
+
+
+def _cases(*prefixes: str) -> list[dict]:
+    cases = json.loads((PARITY / "expected.json").read_text(encoding="utf-8"))["cases"]
+    return [c for c in cases if c["id"].startswith(prefixes)]
+
+
+@lru_cache(maxsize=None)
+def _auto(model: str) -> AutoModel:
+    return AutoModel(model=str(PARITY / model), device="cpu", disable_pbar=True)
+
+
+def _task(model: str):
+    return _auto(model).model
+
+
+def _wave(name: str) -> np.ndarray:
+    return sf.read(AUDIO / f"{name}.wav", dtype="float32")[0]
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("<unk>", "")).strip()
+
+
+def _assert_same(got: dict, expected: dict) -> None:
+    assert got["key"] == expected["key"]
+    assert _norm(got["text"]) == _norm(expected["text"])
+    assert ("timestamp" in got) == ("timestamp" in expected)
+    if "timestamp" in expected:
+        assert len(got["timestamp"]) == len(expected["timestamp"])
+        for (s, e), (rs, re_) in zip(got["timestamp"], expected["timestamp"]):
+            assert abs(s - rs) <= TS_TOLERANCE_MS and abs(e - re_) <= TS_TOLERANCE_MS
+
+
+@pytest.mark.parametrize("case", _cases("asr/", "hotword/"), ids=lambda c: c["id"])
+def test_parity(case):
+    inputs = case["input"]
+    inputs = [str(PARITY / p) for p in inputs] if isinstance(inputs, list) else str(PARITY / inputs)
+    got = _auto(case["init"]["model"]).generate(inputs, **case["generate"])
+    assert len(got) == len(case["expected"])
+    for g, e in zip(got, case["expected"]):
+        _assert_same(g, e)
+
+
+@pytest.mark.parametrize("model", ["paraformer_tiny", "bicif_paraformer_tiny", "seaco_paraformer_tiny", "contextual_paraformer_tiny"])
+def test_batched_equals_one_at_a_time(model):
+    task = _task(f"models/{model}")
+    items = [AudioItem("sample", _wave("sample")), AudioItem("example", _wave("example")), AudioItem("short", _wave("example")[:20000])]
+    alone = [task([item])[0] for item in items]
+    assert task(items, batch_size=3) == alone
+    assert task(items, batch_size=2) == alone
+
+
+def test_hotwords_batched_equal_one_at_a_time_with_filtering():
+    """More than 50 hotwords: the attention filter picks per utterance, so batch-mates do not matter."""
+    task = _task("models/seaco_paraformer_tiny")
+    tokens = task.tokenizer.token_list
+    hotword = " ".join(tokens[3 + i] + tokens[40 + i] for i in range(60))
+    items = [AudioItem("sample", _wave("sample")), AudioItem("example", _wave("example"))]
+    alone = [task([item], hotword=hotword)[0] for item in items]
+    assert task(items, hotword=hotword, batch_size=2) == alone
+    assert task(items)[0]["text"] != alone[0]["text"] or task(items)[1]["text"] != alone[1]["text"]
+
+
+def test_plain_paraformer_timestamps_on_request():
+    task = _task("models/paraformer_tiny")
+    item = [AudioItem("example", _wave("example"))]
+    plain = task(item)[0]
+    (timed,) = task(item, pred_timestamp=True)
+    assert set(plain) == {"key", "text"}
+    assert timed["text"].replace(" ", "") == plain["text"]
+    assert len(timed["timestamp"]) == len(timed["text"].split())
+    starts = [s for s, _ in timed["timestamp"]]
+    assert starts == sorted(starts) and all(s < e for s, e in timed["timestamp"])
+    assert task(item, output_timestamp=True) == [timed]
+
+
+def test_zero_token_utterance_keeps_its_key_and_the_others():
+    """A too-short segment gives empty text (with its key and timestamp []) and never empties the batch."""
+    task = _task("models/seaco_paraformer_tiny")
+    short = _wave("example")[:900]
+    with torch.inference_mode():
+        feats, lens = task.frontend([short])
+        model = task.model
+        enc, enc_lens = model.encode(torch.from_numpy(feats), torch.from_numpy(lens))
+        assert model.predict(enc, enc_lens).token_num.tolist() == [0]
+    (alone,) = task([AudioItem("short", short)], hotword="今天 朋友")
+    assert alone == {"key": "short", "text": "", "timestamp": []}
+    full = task([AudioItem("example", _wave("example"))], hotword="今天 朋友")[0]
+    both = task([AudioItem("short", short), AudioItem("example", _wave("example"))], hotword="今天 朋友", batch_size=2)
+    assert both == [alone, full]
+
+
+def test_hotword_file_equals_hotword_string(tmp_path):
+    task = _task("models/contextual_paraformer_tiny")
+    item = [AudioItem("example", _wave("example"))]
+    path = tmp_path / "hot.txt"
+    path.write_text("今天\n\n朋友\n电话\n", encoding="utf-8")
+    assert task(item, hotword=str(path)) == task(item, hotword="今天 朋友 电话")
+
+
+def test_hotword_url(tmp_path):
+    (tmp_path / "hot.txt").write_text("今天\n朋友\n电话\n", encoding="utf-8")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        task = _task("models/seaco_paraformer_tiny")
+        item = [AudioItem("example", _wave("example"))]
+        url = f"http://127.0.0.1:{server.server_address[1]}/hot.txt"
+        assert task(item, hotword=url) == task(item, hotword="今天 朋友 电话")
+        with pytest.raises(HotwordError, match="missing.txt"):
+            task(item, hotword=url.replace("hot.txt", "missing.txt"))
+    finally:
+        server.shutdown()
+
+
+def test_missing_hotword_file_is_a_clear_error(tmp_path):
+    task = _task("models/seaco_paraformer_tiny")
+    with pytest.raises(HotwordError, match="does not exist"):
+        task([AudioItem("example", _wave("example"))], hotword=str(tmp_path / "nope.txt"))
+
+
+@pytest.mark.parametrize("model", ["seaco_paraformer_tiny", "contextual_paraformer_tiny"])
+def test_empty_hotword_list_is_a_no_op(model, tmp_path):
+    task = _task(f"models/{model}")
+    item = [AudioItem("example", _wave("example"))]
+    (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
+    plain = task(item)
+    assert task(item, hotword="") == plain
+    assert task(item, hotword="   ") == plain
+    assert task(item, hotword=str(tmp_path / "empty.txt")) == plain
+
+
+def test_clas_scale_changes_contextual_biasing():
+    task = _task("models/contextual_paraformer_tiny")
+    item = [AudioItem("example", _wave("example"))]
+    default = task(item, hotword="今天 朋友 电话")
+    assert task(item, hotword="今天 朋友 电话", clas_scale=1.0) == default
+    assert task(item, hotword="今天 朋友 电话", clas_scale=40.0) != default
+
+
+def test_hotwords_are_encoded_once_per_string():
+    task = _task("models/seaco_paraformer_tiny")
+    first = task.hotword_bias("今天 朋友 电话")
+    assert task.hotword_bias("今天 朋友 电话") is first
+    assert task.hotword_bias("今天 朋友") is not first
+
+
+def test_deterministic_on_cpu():
+    task = _task("models/bicif_paraformer_tiny")
+    item = [AudioItem("sample", _wave("sample"))]
+    assert task(item) == task(item)

@@ -16,6 +16,7 @@ from funasr.hub import resolve_model
 from funasr.models import load_checkpoint
 from funasr.pipeline import Pipeline
 from funasr.tasks.punc import TextItem
+from funasr.writers import write_results
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,15 @@ class AutoModel:
         """What the main model does: ``"vad"``, ``"asr"`` or ``"punc"``."""
         return type(self.model.model).task
 
-    def generate(self, input: Any, **kwargs: Any) -> list[dict]:
+    def generate(self, input: Any, output_dir: Optional[str] = None, **kwargs: Any) -> list[dict]:
         """Run the model (and the VAD / punctuation chain when given) on ``input``; one dict per input."""
+        results = self._generate(input, **kwargs)
+        output_dir = output_dir or self.kwargs.get("output_dir")
+        if output_dir:
+            write_results(results, output_dir, kwargs.get("formats", ()))
+        return results
+
+    def _generate(self, input: Any, **kwargs: Any) -> list[dict]:
         if self.vad_model is not None and self.task == "asr":
             pipeline = Pipeline(self.vad_model, self.model, self.punc_model, TextItem,
                                 self.kwargs.get("merge_length_s", 15), self.disable_pbar)

@@ -14,11 +14,12 @@ _TABLE: dict[str, type] = {}
 _PROVIDERS = (
     "funasr.frontend",
     "funasr.tokenizer",
-    "funasr.models.fsmn_vad",
+    "funasr.models.sanm",
+    "funasr.models.fsmn_vad.model",
     "funasr.models.paraformer",
     "funasr.models.seaco_paraformer",
     "funasr.models.contextual_paraformer",
-    "funasr.models.ct_transformer",
+    "funasr.models.ct_transformer.model",
 )
 
 

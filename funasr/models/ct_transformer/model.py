@@ -8,7 +8,6 @@ from torch import nn
 
 from funasr import registry
 from funasr.errors import ConfigError
-from funasr.models import sanm  # noqa: F401  (registers SANMEncoder, the encoder config.yaml names)
 
 
 @registry.register()

@@ -1,0 +1,48 @@
+"""Checkpoint loading: a FunASR model.pt into a model built from its config."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import torch
+from torch import nn
+
+from funasr.errors import CheckpointError
+
+_WRAPPERS = ("state_dict", "model_state_dict", "model")
+
+
+def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
+    """Read a FunASR ``model.pt`` as a flat state dict (unwrapping and de-prefixing)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist; pass init_param= or a complete model directory") from None
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+    for wrapper in _WRAPPERS:
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+def load_checkpoint(model: nn.Module, path: Union[str, Path]) -> None:
+    """Load ``path`` into ``model``; missing or mis-shaped keys raise CheckpointError."""
+    state = read_state_dict(path)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or mismatched:
+        lines = [f"checkpoint {path} does not fit {type(model).__name__} built from its config:"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): " + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
+        if mismatched:
+            lines.append(f"  mis-shaped keys ({len(mismatched)}): " + "; ".join(mismatched[:20]))
+        raise CheckpointError("\n".join(lines))
+    model.load_state_dict({k: state[k] for k in expected}, strict=True)

@@ -1,0 +1,114 @@
+"""Export a loaded model to ONNX (fp32, int8), TorchScript or TensorRT in a self-contained folder.
+
+Each model family turns its network into :class:`ExportGraph` objects (``model``, and
+``model_eb`` for the hotword models); the writers here save them under the reference's file
+names next to copies of the config, CMVN and token files, so the folder can be loaded by the
+``funasr_onnx`` runtime, LibTorch or TensorRT without the original model directory.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from funasr.errors import ExportError
+from funasr.export.graph import ExportGraph
+
+log = logging.getLogger(__name__)
+
+TYPES = ("onnx", "torchscript", "tensorrt")
+
+# Model class -> function building its export graphs.
+GRAPHS = {
+    "CTTransformer": "funasr.export.punc:graphs",
+    "FsmnVADStreaming": "funasr.export.vad:graphs",
+    "Paraformer": "funasr.export.paraformer:graphs",
+    "BiCifParaformer": "funasr.export.paraformer:graphs",
+    "SeacoParaformer": "funasr.export.paraformer:hotword_graphs",
+    "ContextualParaformer": "funasr.export.paraformer:hotword_graphs",
+}
+
+# Files a runtime reads besides the graphs (weights are not copied).
+SKIPPED_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".onnx", ".torchscript", ".plan")
+
+
+def model_graphs(task: Any) -> list[ExportGraph]:
+    """The export graphs of ``task.model`` (a copy: the task's own model is left untouched)."""
+    name = type(task.model).__name__
+    if name not in GRAPHS:
+        raise ExportError(f"exporting {name} is not supported; exportable models: {', '.join(sorted(GRAPHS))}")
+    module, func = GRAPHS[name].split(":")
+    clone = copy.copy(task)
+    clone.model = copy.deepcopy(task.model).float().eval()
+    return getattr(importlib.import_module(module), func)(clone)
+
+
+def copy_assets(cfg: dict[str, Any], output_dir: Path) -> None:
+    """Copy config.yaml, am.mvn, tokens, seg_dict, jieba_usr_dict and the like beside the graphs."""
+    model_dir = Path(cfg["model_dir"])
+    files = [p for p in model_dir.iterdir() if p.is_file() and p.suffix not in SKIPPED_SUFFIXES]
+    # Files the config points to outside the model directory keep their conventional names.
+    named = {
+        "am.mvn": (cfg.get("frontend_conf") or {}).get("cmvn_file"),
+        "seg_dict": (cfg.get("tokenizer_conf") or {}).get("seg_dict"),
+        "jieba_usr_dict": cfg.get("jieba_usr_dict"),
+    }
+    token_list = (cfg.get("tokenizer_conf") or {}).get("token_list")
+    if isinstance(token_list, str):
+        named["tokens.json" if token_list.endswith(".json") else "tokens.txt"] = token_list
+    for src in files:
+        if src.resolve() != (output_dir / src.name).resolve():
+            shutil.copy2(src, output_dir / src.name)
+    for name, src in named.items():
+        if src and Path(src).is_file() and Path(src).parent.resolve() != model_dir.resolve():
+            shutil.copy2(src, output_dir / name)
+
+
+def export_model(
+    task: Any,
+    type: str = "onnx",
+    quantize: bool = False,
+    output_dir: Optional[str] = None,
+    opset_version: int = 14,
+    fp16: bool = True,
+    device: Optional[str] = None,
+) -> str:
+    """Export ``task``'s model; returns the folder written (default: the model directory, as FunASR does).
+
+    ``type``: ``onnx`` (``model.onnx``, plus ``model_quant.onnx`` when ``quantize``),
+    ``torchscript`` (``model.torchscript``) or ``tensorrt`` (``model.onnx`` and a
+    ``model.plan`` engine, fp16 unless ``fp16=False``). Hotword models add ``model_eb.*``.
+    """
+    from funasr.export.onnx import export_onnx
+    from funasr.export.quantize import quantize_onnx
+    from funasr.export.tensorrt import build_engine, import_tensorrt
+    from funasr.export.torchscript import export_torchscript
+
+    if type not in TYPES:
+        raise ExportError(f"unknown export type {type!r}; use one of {', '.join(TYPES)}")
+    if type == "tensorrt":
+        import_tensorrt()
+    out = Path(output_dir or task.cfg["model_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    graphs = model_graphs(task)
+    with torch.no_grad():
+        for graph in graphs:
+            if type == "torchscript":
+                if quantize:
+                    log.warning("quantize=True has no effect on TorchScript export")
+                dev = torch.device(device) if device else next(task.model.parameters()).device
+                export_torchscript(graph, out / f"{graph.name}.torchscript", dev)
+                continue
+            onnx_path = export_onnx(graph, out / f"{graph.name}.onnx", opset_version)
+            if quantize:
+                quantize_onnx(onnx_path, out / f"{graph.name}_quant.onnx")
+            if type == "tensorrt":
+                build_engine(onnx_path, out / f"{graph.name}.plan", graph, fp16=fp16)
+    copy_assets(task.cfg, out)
+    log.info("exported %s as %s to %s", task.cfg.get("model"), type, out)
+    return str(out)

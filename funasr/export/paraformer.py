@@ -1,0 +1,182 @@
+"""Export graphs of the Paraformer family, with the reference runtimes' names.
+
+``model``: inputs ``speech`` f32 (B, T, 560), ``speech_lengths`` i32 (B,) (and for the
+hotword models ``bias_embed`` f32 (B, H, D)); outputs ``logits`` f32 (B, N, vocab)
+log-probabilities, ``token_num`` i32 (B,), and for the timestamp models (BiCif, SeACo)
+``us_alphas`` / ``us_cif_peak`` f32 (B, 3T).
+
+``model_eb`` (SeACo, Contextual): ``hotword`` i32 (H, L) token ids padded with 0 ->
+``hw_embed`` f32 (L, H, D), the bias LSTM's output at every step; a hotword's embedding is
+the step of its last token.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from funasr.errors import ExportError
+from funasr.export.graph import ExportGraph
+from funasr.export.layers import TimestampHead, cif, decoder_hidden, decoder_layers, encode_sanm, token_mask, zero_state
+from funasr.models.paraformer import CifPredictorV3
+from funasr.models.sanm import length_mask
+
+AXES = {
+    "speech": {0: "batch_size", 1: "feats_length"},
+    "speech_lengths": {0: "batch_size"},
+    "bias_embed": {0: "batch_size", 1: "num_hotwords"},
+    "logits": {0: "batch_size", 1: "logits_length"},
+    "token_num": {0: "batch_size"},
+    "us_alphas": {0: "batch_size", 1: "alphas_length"},
+    "us_cif_peak": {0: "batch_size", 1: "alphas_length"},
+    "hotword": {0: "num_hotwords", 1: "hotword_length"},
+    "hw_embed": {0: "hotword_length", 1: "num_hotwords"},
+}
+
+
+class ParaformerExport(nn.Module):
+    """Encoder -> CIF -> decoder -> log-softmax, plus the timestamp head for CifPredictorV3 models."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+        self.predictor = model.predictor
+        self.decoder = model.decoder
+        self.timestamps = TimestampHead(model.predictor) if isinstance(model.predictor, CifPredictorV3) else None
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        lens = speech_lengths.long()
+        enc = encode_sanm(self.encoder, speech, lens)
+        embeds, token_num, _ = cif(self.predictor, enc, lens)
+        hidden = decoder_hidden(self.decoder, enc, length_mask(lens, enc.shape[1]), embeds, token_num)
+        return self.outputs(torch.log_softmax(self.decoder.output_layer(hidden), dim=-1), enc, lens, token_num)
+
+    def outputs(self, logits: torch.Tensor, enc: torch.Tensor, lens: torch.Tensor, token_num: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``logits, token_num`` and, with the timestamp head, ``us_alphas, us_cif_peak``."""
+        if self.timestamps is None:
+            return logits, token_num.int()
+        us_alphas, us_peaks = self.timestamps(enc, lens, token_num)
+        return logits, token_num.int(), us_alphas, us_peaks
+
+
+class SeacoParaformerExport(ParaformerExport):
+    """SeACo decoding: where the hotword branch does not predict ``NO_BIAS`` its scores replace the decoder's.
+
+    An all-zero ``bias_embed`` (no LSTM output is ever all zero) means "no hotwords": the
+    decoder's scores are returned unchanged, as the eager model does without hotwords. With more than
+    ``nfilter`` hotwords, each utterance keeps its ``nfilter`` most attended ones plus the
+    sentinel, expressed as a bias on the attention scores (log of how often each is kept).
+    """
+
+    def __init__(self, model: nn.Module, nfilter: int) -> None:
+        super().__init__(model)
+        if model.lstm_proj is not None:
+            raise ExportError("exporting SeacoParaformer with a bidirectional bias encoder (bias_encoder_bid) is not supported")
+        self.seaco_decoder = model.seaco_decoder
+        self.hotword_output_layer = model.hotword_output_layer
+        self.no_bias = model.no_bias
+        self.nfilter = nfilter
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor, bias_embed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        lens = speech_lengths.long()
+        enc = encode_sanm(self.encoder, speech, lens)
+        embeds, token_num, _ = cif(self.predictor, enc, lens)
+        hidden = decoder_hidden(self.decoder, enc, length_mask(lens, enc.shape[1]), embeds, token_num)
+        dec_logp = torch.log_softmax(self.decoder.output_layer(hidden), dim=-1)
+        hotwords = bias_embed.to(hidden.dtype)
+        count = torch.ones_like(hotwords[0, :, 0]).sum()  # H as a tensor, so the graph follows it
+        keep_bias = self.filter_bias(hotwords, hidden, token_num, count)
+        cif_att = decoder_hidden(self.seaco_decoder, hotwords, keep_bias, embeds, token_num)
+        dec_att = decoder_hidden(self.seaco_decoder, hotwords, keep_bias, hidden, token_num)
+        dha_logp = torch.log_softmax(self.hotword_output_layer(cif_att + dec_att), dim=-1)
+        use_decoder = (dha_logp.argmax(-1) == self.no_bias)[..., None] | ~(hotwords != 0).any()
+        return self.outputs(torch.where(use_decoder, dec_logp, dha_logp), enc, lens, token_num)
+
+    def filter_bias(self, hotwords: torch.Tensor, hidden: torch.Tensor, token_num: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """(B, H) log-multiplicity of each hotword after ASF filtering (0 = kept once, -inf = dropped)."""
+        decoder = self.seaco_decoder
+        mask = token_mask(token_num, hidden)
+        x = decoder_layers(decoder.decoders[:-1], hidden, mask, hotwords, None)
+        last = decoder.decoders[-1]
+        x = last.self_part(x, mask)
+        probs = last.src_attn.weights(last.norm3(x), hotwords, None)  # (B, heads, N, H)
+        scores = (probs * mask[:, None]).sum(dim=(1, 2))  # (B, H)
+        rank = (scores[:, None, :] > scores[:, :, None]).sum(-1)  # hotwords attended more than each one
+        sentinel = torch.arange(hotwords.shape[1], device=hotwords.device)[None, :] == count - 1
+        kept = (rank < torch.clamp(count - 1, max=self.nfilter)).float() + sentinel.float()
+        kept = torch.where(count > self.nfilter, kept, torch.ones_like(kept))
+        return torch.log(kept)
+
+
+class ContextualParaformerExport(ParaformerExport):
+    """Contextual decoding: the last attention layer also attends to the hotwords (``clas_scale`` 1)."""
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor, bias_embed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        lens = speech_lengths.long()
+        enc = encode_sanm(self.encoder, speech, lens)
+        embeds, token_num, _ = cif(self.predictor, enc, lens)
+        decoder = self.decoder
+        mask = token_mask(token_num, embeds)
+        memory_mask = length_mask(lens, enc.shape[1])
+        x = decoder_layers(decoder.decoders, embeds, mask, enc, memory_mask)
+        last = decoder.last_decoder
+        x_self = last.self_part(x, mask)
+        x_src = last.src_attn(last.norm3(x_self), enc, memory_mask)
+        cx = decoder.bias_decoder(x_self, bias_embed.to(x.dtype))
+        x = x_self + F.linear(torch.cat([x_src, cx], dim=-1), decoder.bias_output.weight[..., 0])
+        logits = decoder.output_layer(decoder.after_norm(decoder.tail(x, mask)))
+        return self.outputs(torch.log_softmax(logits, dim=-1), enc, lens, token_num)
+
+
+class HotwordEmbedExport(nn.Module):
+    """Hotword token ids (H, L) -> the bias LSTM's outputs (L, H, D), batch second as the reference runtimes read them."""
+
+    def __init__(self, embed: nn.Module, bias_encoder: nn.LSTM) -> None:
+        super().__init__()
+        self.embed = embed
+        self.bias_encoder = bias_encoder
+
+    def forward(self, hotword: torch.Tensor) -> torch.Tensor:
+        x = self.embed(hotword.long())
+        out, _ = self.bias_encoder(x, zero_state(self.bias_encoder, x))
+        return out.transpose(0, 1)
+
+
+def speech_example(feat_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tracing inputs: two padded items of 6 and 30 frames."""
+    return torch.randn(2, 30, feat_dim), torch.tensor([6, 30], dtype=torch.int32)
+
+
+def _graph(name: str, module: nn.Module, inputs: tuple, in_names: list[str], out_names: list[str]) -> ExportGraph:
+    return ExportGraph(name, module, inputs, in_names, out_names, {k: AXES[k] for k in in_names + out_names})
+
+
+def _main_graph(module: ParaformerExport, inputs: tuple, in_names: list[str]) -> ExportGraph:
+    outputs = ["logits", "token_num"] + ([] if module.timestamps is None else ["us_alphas", "us_cif_peak"])
+    return _graph("model", module, inputs, in_names, outputs)
+
+
+def graphs(task: Any) -> list[ExportGraph]:
+    """``model`` of Paraformer / BiCifParaformer."""
+    return [_main_graph(ParaformerExport(task.model), speech_example(task.frontend.output_size()), ["speech", "speech_lengths"])]
+
+
+def hotword_graphs(task: Any) -> list[ExportGraph]:
+    """``model`` (with ``bias_embed``) and ``model_eb`` of SeacoParaformer / ContextualParaformer."""
+    from funasr.models.seaco_paraformer.model import ASF_NFILTER, SeacoParaformer
+
+    model = task.model
+    if isinstance(model, SeacoParaformer):
+        module: ParaformerExport = SeacoParaformerExport(model, ASF_NFILTER)
+        embed = HotwordEmbedExport(model.decoder.embed, model.bias_encoder)
+    else:
+        module = ContextualParaformerExport(model)
+        embed_layer = model.decoder.embed if model.use_decoder_embedding else model.bias_embed
+        embed = HotwordEmbedExport(embed_layer, model.bias_encoder)
+    dim = model.bias_encoder.hidden_size
+    speech = speech_example(task.frontend.output_size())
+    main = _main_graph(module, (*speech, torch.randn(2, 4, dim)), ["speech", "speech_lengths", "bias_embed"])
+    ids = torch.randint(3, model.vocab_size, (4, 6), dtype=torch.int32)
+    return [main, _graph("model_eb", embed, (ids,), ["hotword"], ["hw_embed"])]

@@ -1,0 +1,36 @@
+"""Export graph of FSMN-VAD: ``speech`` (1, T, 400) and FSMN caches ``in_cache0..`` (1, 128, 19, 1) -> scores and caches."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from funasr.export.graph import ExportGraph
+
+
+class FsmnVADExport(nn.Module):
+    """The FSMN network with the reference's cache layout (B, proj_dim, context, 1) per layer."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+
+    def forward(self, speech: torch.Tensor, *in_cache: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        caches = [c[..., 0].transpose(1, 2) for c in in_cache]  # (B, D, C, 1) -> (B, C, D)
+        scores, new = self.encoder(speech, caches)
+        return (scores, *[c.transpose(1, 2)[..., None] for c in new])
+
+
+def graphs(task: Any) -> list[ExportGraph]:
+    """``model.onnx`` of FsmnVADStreaming."""
+    fsmn = task.model.encoder
+    n = len(fsmn.fsmn)
+    block = fsmn.fsmn[0].fsmn_block
+    feat_dim = fsmn.in_linear1.linear.in_features
+    caches = tuple(torch.zeros(1, block.conv_left.weight.shape[0], block.context, 1) for _ in range(n))
+    inputs = (torch.randn(1, 30, feat_dim), *caches)
+    in_names = ["speech"] + [f"in_cache{i}" for i in range(n)]
+    out_names = ["logits"] + [f"out_cache{i}" for i in range(n)]
+    axes = {"speech": {1: "feats_length"}, "logits": {1: "feats_length"}}
+    return [ExportGraph("model", FsmnVADExport(task.model), inputs, in_names, out_names, axes)]

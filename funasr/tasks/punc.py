@@ -26,6 +26,7 @@ class PuncTask:
     def __init__(self, model: Any, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.cfg = cfg
         self.jieba = None
         user_dict = cfg.get("jieba_usr_dict")
         if user_dict:

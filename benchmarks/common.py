@@ -50,7 +50,9 @@ def random_model_dir(config_yaml: Path, out: Path, vocab_size: int, seed: int = 
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_yaml, out / "config.yaml")
     cfg = yaml.safe_load(config_yaml.read_text())
-    tokens = ["<blank>", "<s>", "</s>"] + [chr(0x4E00 + i) for i in range(vocab_size - 4)] + ["<unk>"]
+    cjk = 0x9FFF - 0x4E00
+    words = [chr(0x4E00 + i) if i < cjk else f"w{i}" for i in range(vocab_size - 4)]
+    tokens = ["<blank>", "<s>", "</s>"] + words + ["<unk>"]
     (out / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False))
     if cfg.get("frontend_conf", {}).get("lfr_m"):
         shutil.copyfile(ASR_MVN, out / "am.mvn")

@@ -48,11 +48,12 @@ def build_task(
     frontend = registry.build(cfg["frontend"], **(cfg.get("frontend_conf") or {})) if cfg.get("frontend") else None
     tokenizer = registry.build(cfg["tokenizer"], **(cfg.get("tokenizer_conf") or {})) if cfg.get("tokenizer") else None
     model_cls = registry.lookup(cfg["model"])
-    net = model_cls.from_config(
-        cfg,
-        input_size=frontend.output_size() if frontend is not None else None,
-        vocab_size=len(tokenizer) if tokenizer is not None else None,
-    )
+    with torch.device("meta"):  # no random init: every parameter comes from the checkpoint
+        net = model_cls.from_config(
+            cfg,
+            input_size=frontend.output_size() if frontend is not None else None,
+            vocab_size=len(tokenizer) if tokenizer is not None else None,
+        )
     if not cfg.get("init_param"):
         raise CheckpointError(f"model directory {cfg['model_dir']} has no model.pt; pass init_param= or a complete directory")
     load_checkpoint(net, cfg["init_param"])

@@ -15,7 +15,10 @@ _WRAPPERS = ("state_dict", "model_state_dict", "model")
 def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     """Read a FunASR ``model.pt`` as a flat state dict (unwrapping and de-prefixing)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # memory-mapped: the weights are not read into a second copy
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # the legacy (non-zip) format cannot be mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist; pass init_param= or a complete model directory") from None
     except Exception as e:
@@ -29,7 +32,7 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
 
 
 def load_checkpoint(model: nn.Module, path: Union[str, Path]) -> None:
-    """Load ``path`` into ``model``; missing or mis-shaped keys raise CheckpointError."""
+    """Load ``path`` into ``model`` (which may be on the meta device); missing or mis-shaped keys raise CheckpointError."""
     state = read_state_dict(path)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -45,4 +48,4 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path]) -> None:
         if mismatched:
             lines.append(f"  mis-shaped keys ({len(mismatched)}): " + "; ".join(mismatched[:20]))
         raise CheckpointError("\n".join(lines))
-    model.load_state_dict({k: state[k] for k in expected}, strict=True)
+    model.load_state_dict({k: state[k] for k in expected}, strict=True, assign=True)

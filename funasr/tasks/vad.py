@@ -39,7 +39,10 @@ class VADTask:
         if cache is not None and len(items) != 1:
             raise FunASRError(f"streaming VAD with cache= takes one input per call, got {len(items)}; call once per chunk")
         opts = self.options.for_call(**kwargs)
-        chunk_ms = int(chunk_size)
+        # A list-valued chunk_size belongs to a streaming ASR model sharing the call: VAD keeps its default.
+        chunk_ms = int(chunk_size) if isinstance(chunk_size, (int, float)) else OFFLINE_CHUNK_MS
+        if chunk_ms <= 0:
+            raise FunASRError(f"VAD chunk_size={chunk_size} ms: pass a positive number of milliseconds (e.g. 200)")
         results = []
         for item in items:
             streaming = is_streaming_input if is_streaming_input is not None else chunk_ms < STREAMING_BELOW_MS

@@ -28,6 +28,7 @@ class ASRTask:
 
     def __init__(self, model: torch.nn.Module, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
         self.model = model
+        model.keep_float32()
         self.frontend = frontend
         self.tokenizer = tokenizer
         self.cfg = cfg

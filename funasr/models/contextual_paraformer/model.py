@@ -18,6 +18,8 @@ from funasr.models.seaco_paraformer.model import pack_last_states, pad_ids
 class ContextualParaformer(Paraformer):
     """Paraformer + ``bias_embed`` + 1-layer ``bias_encoder`` LSTM; the bias path always runs (``[sos]`` alone by default)."""
 
+    float32_parts = ("predictor", "bias_encoder")
+
     def __init__(
         self,
         encoder: nn.Module,

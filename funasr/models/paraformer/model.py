@@ -46,11 +46,17 @@ def build_parts(cfg: dict[str, Any], input_size: Optional[int], vocab_size: Opti
     return {"encoder": encoder, "decoder": decoder, "predictor": predictor}
 
 
+def model_conf(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``model_conf`` without the sizes, which come from the frontend and the token list."""
+    return {k: v for k, v in (cfg.get("model_conf") or {}).items() if k not in ("input_size", "vocab_size")}
+
+
 @registry.register()
 class Paraformer(nn.Module):
     """Non-autoregressive ASR: one decoder pass over CIF acoustic embeddings, greedy argmax per token."""
 
     task: ClassVar[str] = "asr"
+    float32_parts: ClassVar[tuple[str, ...]] = ("predictor",)  # CIF firing is a running sum
 
     def __init__(
         self,
@@ -74,7 +80,14 @@ class Paraformer(nn.Module):
     def from_config(cls, cfg: dict[str, Any], input_size: Optional[int], vocab_size: Optional[int]) -> "Paraformer":
         """Build from a resolved config (``encoder(_conf)``, ``decoder(_conf)``, ``predictor(_conf)``, ``model_conf``)."""
         parts = build_parts(cfg, input_size, vocab_size)
-        return cls(**parts, vocab_size=vocab_size, **dict(cfg.get("model_conf") or {}))
+        return cls(**parts, vocab_size=vocab_size, **model_conf(cfg))
+
+    def keep_float32(self) -> None:
+        """Put the parts that must run in float32 back to float32 after a half-precision cast."""
+        for name in self.float32_parts:
+            part = getattr(self, name, None)
+            if part is not None:
+                part.float()
 
     @property
     def dtype(self) -> torch.dtype:

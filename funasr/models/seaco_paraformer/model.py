@@ -16,7 +16,7 @@ from torch import nn
 from funasr import registry
 from funasr.errors import ConfigError
 from funasr.models.paraformer.cif_predictor import CifOutput, CifPredictorV3
-from funasr.models.paraformer.model import Paraformer, build_parts
+from funasr.models.paraformer.model import Paraformer, build_parts, model_conf
 from funasr.models.sanm import length_mask
 
 ASF_NFILTER = 50
@@ -24,6 +24,7 @@ ASF_NFILTER = 50
 
 def pack_last_states(lstm: nn.LSTM, embeds: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``lstm`` over padded (H, L, D) ``embeds``: (output at each last valid step (H, D'), final h_n)."""
+    embeds = embeds.to(lstm.weight_ih_l0.dtype)
     packed = nn.utils.rnn.pack_padded_sequence(embeds, lengths, batch_first=True, enforce_sorted=False)
     out, (h_n, _) = lstm(packed)
     out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
@@ -43,6 +44,8 @@ def pad_ids(hotwords: list[list[int]], device: torch.device) -> tuple[torch.Tens
 @registry.register()
 class SeacoParaformer(Paraformer):
     """Paraformer + bias encoder + seaco_decoder + hotword_output_layer."""
+
+    float32_parts = ("predictor", "bias_encoder", "lstm_proj")
 
     def __init__(
         self,
@@ -70,7 +73,7 @@ class SeacoParaformer(Paraformer):
     def from_config(cls, cfg: dict[str, Any], input_size: Optional[int], vocab_size: Optional[int]) -> "SeacoParaformer":
         """Build from a resolved config; ``seaco_decoder(_conf)`` names the hotword decoder."""
         parts = build_parts(cfg, input_size, vocab_size)
-        conf = dict(cfg.get("model_conf") or {})
+        conf = model_conf(cfg)
         if not cfg.get("seaco_decoder"):
             raise ConfigError("the SeacoParaformer config names no seaco_decoder")
         seaco_decoder = registry.build(
@@ -90,7 +93,7 @@ class SeacoParaformer(Paraformer):
         """Hotword id lists (sentinel last) -> (H, inner_dim): the LSTM output at each hotword's last token."""
         ids, lengths = pad_ids(hotwords, self.hotword_output_layer.weight.device)
         last, _ = pack_last_states(self.bias_encoder, self.decoder.embed(ids), lengths)
-        return last if self.lstm_proj is None else self.lstm_proj(last)
+        return last if self.lstm_proj is None else self.lstm_proj(last.to(self.lstm_proj.weight.dtype))
 
     def decode(
         self,

@@ -92,6 +92,7 @@ class FSMN(nn.Module):
         output_dim: int = 248,
     ) -> None:
         super().__init__()
+        # rorder/rstride describe right context, which a streaming VAD cannot have (config.yaml sets 0).
         if rorder:
             raise ConfigError(f"FSMN with rorder={rorder} (right context) cannot stream; the VAD needs rorder: 0")
         self.in_linear1 = AffineTransform(input_dim, input_affine_dim)

@@ -157,7 +157,7 @@ class Segmenter:
         """True while a segment is open."""
         return self.state == IN_SPEECH
 
-    def frame_candidates(self, p_sil: np.ndarray, decibel: np.ndarray) -> tuple[list[bool], list[bool]]:
+    def _frame_candidates(self, p_sil: np.ndarray, decibel: np.ndarray) -> tuple[list[bool], list[bool]]:
         """Per frame: speech by posterior and energy (before the SNR test), and noise (updates the SNR floor)."""
         o = self.opts
         p = p_sil.astype(np.float64)
@@ -168,7 +168,7 @@ class Segmenter:
 
     def accept(self, p_sil: np.ndarray, decibel: np.ndarray, is_final: bool) -> None:
         """Run the next frames (silence posterior and energy per frame); ``is_final`` closes the stream."""
-        speech, noise = self.frame_candidates(p_sil, decibel)
+        speech, noise = self._frame_candidates(p_sil, decibel)
         db = decibel.tolist()
         o = self.opts
         snr_thres, n_noise = o.snr_thres, o.noise_frame_num_used_for_snr
@@ -183,7 +183,7 @@ class Segmenter:
             if self.state != END_DETECTED:
                 self._frame(self.frames, is_speech, is_final and i == last)
             self.frames += 1
-        if is_final and not speech and self.state == IN_SPEECH:
+        if is_final and len(speech) == 0 and self.state == IN_SPEECH:
             self._end(self.frames - 1)  # the final chunk brought no frames: close at the last one seen
 
     def _window(self, is_speech: bool) -> int:

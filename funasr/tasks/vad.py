@@ -22,6 +22,7 @@ class VADTask:
 
     def __init__(self, model: Any, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
         self.model = model
+        self.cfg = cfg
         # Chunked processing needs the online frontend; a config naming WavFrontend gets its online twin.
         self.frontend = frontend if hasattr(frontend, "accept") else WavFrontendOnline(**(cfg.get("frontend_conf") or {}))
         self.options = VADOptions.from_config(cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import shutil
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -181,3 +182,17 @@ def test_deterministic_on_cpu():
     task = _task("models/bicif_paraformer_tiny")
     item = [AudioItem("sample", _wave("sample"))]
     assert task(item) == task(item)
+
+
+def test_seg_dict_of_the_model_tokenises_hotwords(tmp_path):
+    """A model directory with ``seg_dict`` splits hotwords into its pieces (here: characters)."""
+    model_dir = tmp_path / "seaco"
+    shutil.copytree(PARITY / "models" / "seaco_paraformer_tiny", model_dir)
+    (model_dir / "seg_dict").write_text("今天 今 天\n朋友 朋 友\n", encoding="utf-8")
+    task = AutoModel(model=str(model_dir), device="cpu", disable_pbar=True).model
+    tok = task.tokenizer
+    assert tok.seg_dict is not None
+    by_pieces = task.hotword_bias("今天 朋友")
+    assert torch.equal(by_pieces, task.model.encode_hotwords([tok.tokens2ids(["今", "天"]), tok.tokens2ids(["朋", "友"]), [1]]))
+    item = [AudioItem("example", _wave("example"))]
+    assert task(item, hotword="今天 朋友") != _task("models/seaco_paraformer_tiny")(item, hotword="今天 朋友")

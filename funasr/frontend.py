@@ -93,11 +93,13 @@ class WavFrontend:
 
     def apply_cmvn(self, feats: np.ndarray) -> np.ndarray:
         """``(x + shift) * scale`` per dimension, from ``am.mvn``."""
+        feats = feats.astype(np.float32, copy=False)
         if self.cmvn is not None:
             shift, scale = self.cmvn
             d = feats.shape[1]
-            feats = (feats + shift[:d]) * scale[:d]
-        return feats.astype(np.float32, copy=False)
+            feats += shift[:d]  # in place: ``feats`` is always a fresh stacked array here
+            feats *= scale[:d]
+        return feats
 
     def extract(self, waveform: np.ndarray) -> np.ndarray:
         """Features of one waveform: (N,) -> (T, output_size)."""

@@ -1,10 +1,12 @@
-"""Export-friendly forwards of shared parts: every shape follows the inputs, no Python branch on data.
+"""Export-friendly wrappers of shared parts: every shape follows the inputs, no Python branch on data.
 
 The eager models skip masks when nothing is padded, cache position tables and gather CIF
 tokens with index_add and ``int(...)`` sizes; a traced graph would freeze those choices.
-These functions run the same modules (same parameters, same math) with masks always
-built from the lengths, the position encoding computed in the graph, and CIF tokens
-gathered by a one-hot matrix product whose size is the data's token count.
+These wrappers run the same modules (same parameters, same math) with masks always built
+from the lengths, the position encoding computed in the graph, and CIF tokens gathered by
+a one-hot matrix product whose size is the data's token count. Each wrapper is called as a
+module, so graph node names keep the model's hierarchy (``/decoder/output_layer/MatMul``),
+which the int8 quantisation's exclusions rely on.
 """
 from __future__ import annotations
 
@@ -16,27 +18,23 @@ from torch import nn
 from funasr.models.sanm import SANMEncoder, length_mask, sinusoidal_encoding
 
 
-def encode_sanm(encoder: SANMEncoder, xs: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-    """SANMEncoder on (B, T, D_in) features and (B,) lengths -> (B, T, D), zero past each length."""
-    valid = length_mask(lens, xs.shape[1])  # (B, T)
-    mask = valid[..., None].to(xs.dtype)
-    xs = xs * encoder.output_size() ** 0.5
-    if encoder.embed is not None:
-        xs = xs + sinusoidal_encoding(xs.shape[1], xs.shape[2], xs.device).to(xs.dtype)
-    for layer in (*encoder.encoders0, *encoder.encoders):
-        xs = layer(xs, mask, valid)
-    return encoder.after_norm(xs) * mask
+class EncoderExport(nn.Module):
+    """SANMEncoder: (B, T, D_in) features and (B,) lengths -> (B, T, D), zero past each length."""
 
+    def __init__(self, encoder: SANMEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
 
-def decoder_layers(layers: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor, memory_mask: Optional[torch.Tensor]) -> torch.Tensor:
-    """Run SAN-M decoder layers (FSMN + cross-attention) over ``x`` (B, N, D).
-
-    ``mask`` (B, N, 1) float marks valid tokens; ``memory_mask`` (B, T) is a bool mask of
-    valid memory frames, or a float bias added to the attention scores.
-    """
-    for layer in layers:
-        x = layer(x, mask, memory, memory_mask)
-    return x
+    def forward(self, xs: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        enc = self.encoder
+        valid = length_mask(lens, xs.shape[1])  # (B, T)
+        mask = valid[..., None].to(xs.dtype)
+        xs = xs * enc.output_size() ** 0.5
+        if enc.embed is not None:
+            xs = xs + sinusoidal_encoding(xs.shape[1], xs.shape[2], xs.device).to(xs.dtype)
+        for layer in (*enc.encoders0, *enc.encoders):
+            xs = layer(xs, mask, valid)
+        return enc.after_norm(xs) * mask
 
 
 def token_mask(token_num: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
@@ -44,12 +42,38 @@ def token_mask(token_num: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
     return length_mask(token_num, embeds.shape[1])[..., None].to(embeds.dtype)
 
 
-def decoder_hidden(
-    decoder: nn.Module, memory: torch.Tensor, memory_mask: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor
+def decoder_layers(
+    layers: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor, memory_mask: Optional[torch.Tensor]
 ) -> torch.Tensor:
-    """ParaformerSANMDecoder's normed hidden state (B, N, D) over a memory (B, T, D')."""
-    mask = token_mask(token_num, embeds)
-    return decoder.after_norm(decoder.tail(decoder_layers(decoder.decoders, embeds, mask, memory, memory_mask), mask))
+    """SAN-M decoder layers (FSMN + cross-attention) over ``x`` (B, N, D).
+
+    ``mask`` (B, N, 1) marks valid tokens; ``memory_mask`` (B, T) is a bool mask of valid
+    memory frames, a float bias added to the attention scores, or None (all valid).
+    """
+    for layer in layers:
+        x = layer(x, mask, memory, memory_mask)
+    return x
+
+
+class DecoderExport(nn.Module):
+    """ParaformerSANMDecoder: memory (B, T, D'), its mask, CIF embeddings and counts -> hidden (B, N, D), log-probs.
+
+    The log-probabilities are None for a decoder without an output layer (SeACo's hotword decoder).
+    """
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(
+        self, memory: torch.Tensor, memory_mask: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        dec = self.decoder
+        mask = token_mask(token_num, embeds)
+        hidden = dec.after_norm(dec.tail(decoder_layers(dec.decoders, embeds, mask, memory, memory_mask), mask))
+        if dec.output_layer is None:
+            return hidden, None
+        return hidden, torch.log_softmax(dec.output_layer(hidden), dim=-1)
 
 
 def cumulative_fires(alphas: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,25 +88,47 @@ def cumulative_fires(alphas: torch.Tensor, threshold: float) -> tuple[torch.Tens
     return prefix - before * threshold, fired > before
 
 
-def cif(predictor: nn.Module, hidden: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """CIF of a V2/V3 predictor: (B, T, D) encoder output -> (embeds (B, N, D), token_num (B,), alphas (B, T+1)).
+class CifExport(nn.Module):
+    """CIF of a V2/V3 predictor: (B, T, D) encoder output -> (embeds (B, N, D), token_num (B,) float).
 
     N is the largest token count of the batch; embeddings past an item's count are zero.
     """
-    valid = length_mask(lens, hidden.shape[1])
-    hidden = hidden * valid[..., None].to(hidden.dtype)
-    alphas = predictor.frame_alphas(hidden, valid.float())
-    if predictor.tail_threshold > 0.0:
-        hidden, alphas = predictor.with_tail(hidden, alphas, lens)
-    token_num = torch.floor(alphas.sum(-1))
-    peaks, fire = cumulative_fires(alphas, 1.0)
-    remain = torch.where(fire, peaks - 1.0, torch.zeros_like(peaks))  # weight a fire passes to the next token
-    firef = fire.float()
-    token = torch.cumsum(firef, dim=1) - firef  # (B, T+1) index of the token each step feeds
-    k = torch.arange(token_num.max().long(), device=hidden.device).float()[None, :, None]  # (1, N, 1)
-    weights = (token[:, None, :] == k) * (alphas - remain)[:, None, :] + (token[:, None, :] + 1 == k) * remain[:, None, :]
-    weights = weights * (k < token_num[:, None, None])  # (B, N, T+1)
-    return torch.matmul(weights, hidden.float()), token_num, alphas
+
+    def __init__(self, predictor: nn.Module) -> None:
+        super().__init__()
+        self.predictor = predictor
+
+    def forward(self, hidden: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pred = self.predictor
+        valid = length_mask(lens, hidden.shape[1])
+        hidden = hidden * valid[..., None].to(hidden.dtype)
+        alphas = pred.frame_alphas(hidden, valid.float())
+        if pred.tail_threshold > 0.0:
+            hidden, alphas = pred.with_tail(hidden, alphas, lens)
+        token_num = torch.floor(alphas.sum(-1))
+        peaks, fire = cumulative_fires(alphas, 1.0)
+        remain = torch.where(fire, peaks - 1.0, torch.zeros_like(peaks))  # weight a fire passes to the next token
+        firef = fire.float()
+        token = torch.cumsum(firef, dim=1) - firef  # (B, T+1) index of the token each step feeds
+        k = torch.arange(token_num.max().long(), device=hidden.device).float()[None, :, None]  # (1, N, 1)
+        weights = (token[:, None, :] == k) * (alphas - remain)[:, None, :] + (token[:, None, :] + 1 == k) * remain[:, None, :]
+        weights = weights * (k < token_num[:, None, None])  # (B, N, T+1)
+        return torch.matmul(weights, hidden.float()), token_num
+
+
+def zero_state(lstm: nn.LSTM, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero (h0, c0) sized from the batch-first input ``x``, so the graph's batch size stays dynamic."""
+    h0 = torch.zeros_like(x[:, 0, :1]).expand(-1, lstm.hidden_size)[None].expand(lstm.num_layers, -1, -1).contiguous()
+    return h0, h0
+
+
+def reverse_valid(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Reverse each item's first ``lens`` steps of (B, T, D) in place of them; steps past the length become 0."""
+    t = x.shape[1]
+    pos = torch.arange(t, device=x.device)[None, :]
+    src = (lens[:, None] - 1 - pos).clamp(min=0)  # (B, T)
+    gathered = torch.gather(x, 1, src[..., None].expand(-1, -1, x.shape[2]))
+    return gathered * (pos < lens[:, None])[..., None].to(x.dtype)
 
 
 class TimestampHead(nn.Module):
@@ -121,18 +167,3 @@ class TimestampHead(nn.Module):
         alphas = alphas * (token_num.float() / alphas.sum(-1))[:, None]
         peaks, _ = cumulative_fires(alphas, 1.0 - 1e-4)
         return alphas, peaks
-
-
-def zero_state(lstm: nn.LSTM, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero (h0, c0) sized from the batch-first input ``x``, so the graph's batch size stays dynamic."""
-    h0 = torch.zeros_like(x[:, 0, :1]).expand(-1, lstm.hidden_size)[None].expand(lstm.num_layers, -1, -1).contiguous()
-    return h0, h0
-
-
-def reverse_valid(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-    """Reverse each item's first ``lens`` steps of (B, T, D) in place of them; steps past the length become 0."""
-    t = x.shape[1]
-    pos = torch.arange(t, device=x.device)[None, :]
-    src = (lens[:, None] - 1 - pos).clamp(min=0)  # (B, T)
-    gathered = torch.gather(x, 1, src[..., None].expand(-1, -1, x.shape[2]))
-    return gathered * (pos < lens[:, None])[..., None].to(x.dtype)

@@ -19,7 +19,15 @@ from torch import nn
 
 from funasr.errors import ExportError
 from funasr.export.graph import ExportGraph
-from funasr.export.layers import TimestampHead, cif, decoder_hidden, decoder_layers, encode_sanm, token_mask, zero_state
+from funasr.export.layers import (
+    CifExport,
+    DecoderExport,
+    EncoderExport,
+    TimestampHead,
+    decoder_layers,
+    token_mask,
+    zero_state,
+)
 from funasr.models.paraformer import CifPredictorV3
 from funasr.models.sanm import length_mask
 
@@ -41,17 +49,17 @@ class ParaformerExport(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.encoder = model.encoder
-        self.predictor = model.predictor
-        self.decoder = model.decoder
+        self.encoder = EncoderExport(model.encoder)
+        self.predictor = CifExport(model.predictor)
+        self.decoder = DecoderExport(model.decoder)
         self.timestamps = TimestampHead(model.predictor) if isinstance(model.predictor, CifPredictorV3) else None
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         lens = speech_lengths.long()
-        enc = encode_sanm(self.encoder, speech, lens)
-        embeds, token_num, _ = cif(self.predictor, enc, lens)
-        hidden = decoder_hidden(self.decoder, enc, length_mask(lens, enc.shape[1]), embeds, token_num)
-        return self.outputs(torch.log_softmax(self.decoder.output_layer(hidden), dim=-1), enc, lens, token_num)
+        enc = self.encoder(speech, lens)
+        embeds, token_num = self.predictor(enc, lens)
+        _, log_probs = self.decoder(enc, length_mask(lens, enc.shape[1]), embeds, token_num)
+        return self.outputs(log_probs, enc, lens, token_num)
 
     def outputs(self, logits: torch.Tensor, enc: torch.Tensor, lens: torch.Tensor, token_num: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``logits, token_num`` and, with the timestamp head, ``us_alphas, us_cif_peak``."""
@@ -61,73 +69,100 @@ class ParaformerExport(nn.Module):
         return logits, token_num.int(), us_alphas, us_peaks
 
 
+class HotwordFilter(nn.Module):
+    """SeACo's ASF filter as an attention bias: (B, H) log of how often each hotword is kept (-inf: dropped).
+
+    With more than ``nfilter`` hotwords, each utterance keeps the ``nfilter`` its tokens
+    attend to most in the last hotword-decoder layer, plus the sentinel (last); otherwise all.
+    """
+
+    def __init__(self, seaco_decoder: nn.Module, nfilter: int) -> None:
+        super().__init__()
+        self.decoder = seaco_decoder
+        self.nfilter = nfilter
+
+    def forward(self, hotwords: torch.Tensor, hidden: torch.Tensor, token_num: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        mask = token_mask(token_num, hidden)
+        x = decoder_layers(self.decoder.decoders[:-1], hidden, mask, hotwords, None)
+        last = self.decoder.decoders[-1]
+        x = last.self_part(x, mask)
+        probs = last.src_attn.weights(last.norm3(x), hotwords, None)  # (B, heads, N, H)
+        scores = (probs * mask[:, None]).sum(dim=(1, 2))  # (B, H)
+        # rank of each hotword: those attended more, then equal ones earlier in the list (exactly nfilter kept)
+        before = torch.arange(hotwords.shape[1], device=hotwords.device)
+        earlier = before[None, None, :] < before[None, :, None]
+        rank = ((scores[:, None, :] > scores[:, :, None]) | ((scores[:, None, :] == scores[:, :, None]) & earlier)).sum(-1)
+        sentinel = before[None, :] == count - 1
+        kept = (rank < torch.clamp(count - 1, max=self.nfilter)).float() + sentinel.float()
+        kept = torch.where(count > self.nfilter, kept, torch.ones_like(kept))
+        return torch.log(kept)
+
+
 class SeacoParaformerExport(ParaformerExport):
     """SeACo decoding: where the hotword branch does not predict ``NO_BIAS`` its scores replace the decoder's.
 
     An all-zero ``bias_embed`` (no LSTM output is ever all zero) means "no hotwords": the
-    decoder's scores are returned unchanged, as the eager model does without hotwords. With more than
-    ``nfilter`` hotwords, each utterance keeps its ``nfilter`` most attended ones plus the
-    sentinel, expressed as a bias on the attention scores (log of how often each is kept).
+    decoder's scores are returned unchanged, as the eager model does without hotwords.
     """
 
     def __init__(self, model: nn.Module, nfilter: int) -> None:
         super().__init__(model)
         if model.lstm_proj is not None:
             raise ExportError("exporting SeacoParaformer with a bidirectional bias encoder (bias_encoder_bid) is not supported")
-        self.seaco_decoder = model.seaco_decoder
+        self.seaco_decoder = DecoderExport(model.seaco_decoder)
+        self.hotword_filter = HotwordFilter(model.seaco_decoder, nfilter)
         self.hotword_output_layer = model.hotword_output_layer
         self.no_bias = model.no_bias
-        self.nfilter = nfilter
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor, bias_embed: torch.Tensor) -> tuple[torch.Tensor, ...]:
         lens = speech_lengths.long()
-        enc = encode_sanm(self.encoder, speech, lens)
-        embeds, token_num, _ = cif(self.predictor, enc, lens)
-        hidden = decoder_hidden(self.decoder, enc, length_mask(lens, enc.shape[1]), embeds, token_num)
-        dec_logp = torch.log_softmax(self.decoder.output_layer(hidden), dim=-1)
+        enc = self.encoder(speech, lens)
+        embeds, token_num = self.predictor(enc, lens)
+        hidden, dec_logp = self.decoder(enc, length_mask(lens, enc.shape[1]), embeds, token_num)
         hotwords = bias_embed.to(hidden.dtype)
         count = torch.ones_like(hotwords[0, :, 0]).sum()  # H as a tensor, so the graph follows it
-        keep_bias = self.filter_bias(hotwords, hidden, token_num, count)
-        cif_att = decoder_hidden(self.seaco_decoder, hotwords, keep_bias, embeds, token_num)
-        dec_att = decoder_hidden(self.seaco_decoder, hotwords, keep_bias, hidden, token_num)
+        keep_bias = self.hotword_filter(hotwords, hidden, token_num, count)
+        cif_att, _ = self.seaco_decoder(hotwords, keep_bias, embeds, token_num)
+        dec_att, _ = self.seaco_decoder(hotwords, keep_bias, hidden, token_num)
         dha_logp = torch.log_softmax(self.hotword_output_layer(cif_att + dec_att), dim=-1)
         use_decoder = (dha_logp.argmax(-1) == self.no_bias)[..., None] | ~(hotwords != 0).any()
         return self.outputs(torch.where(use_decoder, dec_logp, dha_logp), enc, lens, token_num)
 
-    def filter_bias(self, hotwords: torch.Tensor, hidden: torch.Tensor, token_num: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-        """(B, H) log-multiplicity of each hotword after ASF filtering (0 = kept once, -inf = dropped)."""
-        decoder = self.seaco_decoder
-        mask = token_mask(token_num, hidden)
-        x = decoder_layers(decoder.decoders[:-1], hidden, mask, hotwords, None)
-        last = decoder.decoders[-1]
-        x = last.self_part(x, mask)
-        probs = last.src_attn.weights(last.norm3(x), hotwords, None)  # (B, heads, N, H)
-        scores = (probs * mask[:, None]).sum(dim=(1, 2))  # (B, H)
-        rank = (scores[:, None, :] > scores[:, :, None]).sum(-1)  # hotwords attended more than each one
-        sentinel = torch.arange(hotwords.shape[1], device=hotwords.device)[None, :] == count - 1
-        kept = (rank < torch.clamp(count - 1, max=self.nfilter)).float() + sentinel.float()
-        kept = torch.where(count > self.nfilter, kept, torch.ones_like(kept))
-        return torch.log(kept)
+
+class ContextualDecoderExport(nn.Module):
+    """ContextualParaformerDecoder: the last attention layer also attends to the hotwords (``clas_scale`` 1)."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(
+        self, memory: torch.Tensor, memory_mask: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor, hotwords: torch.Tensor
+    ) -> torch.Tensor:
+        dec = self.decoder
+        mask = token_mask(token_num, embeds)
+        x = decoder_layers(dec.decoders, embeds, mask, memory, memory_mask)
+        last = dec.last_decoder
+        x_self = last.self_part(x, mask)
+        x_src = last.src_attn(last.norm3(x_self), memory, memory_mask)
+        cx = dec.bias_decoder(x_self, hotwords)
+        x = x_self + F.linear(torch.cat([x_src, cx], dim=-1), dec.bias_output.weight[..., 0])
+        return torch.log_softmax(dec.output_layer(dec.after_norm(dec.tail(x, mask))), dim=-1)
 
 
 class ContextualParaformerExport(ParaformerExport):
-    """Contextual decoding: the last attention layer also attends to the hotwords (``clas_scale`` 1)."""
+    """Contextual Paraformer: ``bias_embed`` rows are the hotwords every utterance attends to."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        self.decoder = ContextualDecoderExport(model.decoder)
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor, bias_embed: torch.Tensor) -> tuple[torch.Tensor, ...]:
         lens = speech_lengths.long()
-        enc = encode_sanm(self.encoder, speech, lens)
-        embeds, token_num, _ = cif(self.predictor, enc, lens)
-        decoder = self.decoder
-        mask = token_mask(token_num, embeds)
-        memory_mask = length_mask(lens, enc.shape[1])
-        x = decoder_layers(decoder.decoders, embeds, mask, enc, memory_mask)
-        last = decoder.last_decoder
-        x_self = last.self_part(x, mask)
-        x_src = last.src_attn(last.norm3(x_self), enc, memory_mask)
-        cx = decoder.bias_decoder(x_self, bias_embed.to(x.dtype))
-        x = x_self + F.linear(torch.cat([x_src, cx], dim=-1), decoder.bias_output.weight[..., 0])
-        logits = decoder.output_layer(decoder.after_norm(decoder.tail(x, mask)))
-        return self.outputs(torch.log_softmax(logits, dim=-1), enc, lens, token_num)
+        enc = self.encoder(speech, lens)
+        embeds, token_num = self.predictor(enc, lens)
+        log_probs = self.decoder(enc, length_mask(lens, enc.shape[1]), embeds, token_num, bias_embed.to(enc.dtype))
+        return self.outputs(log_probs, enc, lens, token_num)
 
 
 class HotwordEmbedExport(nn.Module):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from funasr.export.graph import ExportGraph
-from funasr.export.layers import encode_sanm
+from funasr.export.layers import EncoderExport
 
 
 class CTTransformerExport(nn.Module):
@@ -16,11 +16,11 @@ class CTTransformerExport(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.embed = model.embed
-        self.encoder = model.encoder
+        self.encoder = EncoderExport(model.encoder)
         self.decoder = model.decoder
 
     def forward(self, inputs: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
-        return self.decoder(encode_sanm(self.encoder, self.embed(inputs.long()), text_lengths.long()))
+        return self.decoder(self.encoder(self.embed(inputs.long()), text_lengths.long()))
 
 
 def graphs(task: Any) -> list[ExportGraph]:

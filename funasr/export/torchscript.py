@@ -13,6 +13,7 @@ def export_torchscript(graph: ExportGraph, path: Path, device: torch.device) -> 
     """Trace ``graph`` on ``device`` and save it; same inputs and outputs (in order) as its ONNX graph."""
     inputs = tuple(x.to(device) for x in graph.inputs)
     with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # TorchScript is deprecated, yet LibTorch's format
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # constants, as intended
         # In our code, a tensor turned into a Python value (a data-dependent branch or size) would freeze the trace.
         warnings.filterwarnings(

@@ -1,0 +1,350 @@
+"""Export to ONNX (fp32 / int8), TorchScript and TensorRT: file layout, graph contracts, equality with PyTorch."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import AUDIO, BUNDLED_VAD, PARITY
+from funasr.auto_model import AutoModel
+from funasr.bin.export import from_hydra_style, main
+from funasr.errors import ExportError
+from funasr.hotword import hotword_ids
+
+ASR_MODELS = ["paraformer_tiny", "bicif_paraformer_tiny", "seaco_paraformer_tiny", "contextual_paraformer_tiny"]
+PUNC_MODELS = ["ct_punc_tiny", "ct_punc_jieba_tiny"]
+TIMESTAMP_MODELS = {"bicif_paraformer_tiny", "seaco_paraformer_tiny"}
+HOTWORD_MODELS = {"seaco_paraformer_tiny", "contextual_paraformer_tiny"}
+ALL_MODELS = ["fsmn-vad", *ASR_MODELS, *PUNC_MODELS]
+
+
+def model_path(name: str) -> Path:
+    """The parity model folder of ``name`` (fsmn-vad is the real model bundled with the package)."""
+    return BUNDLED_VAD if name == "fsmn-vad" else PARITY / "models" / name
+
+
+@lru_cache(maxsize=None)
+def auto(name: str) -> AutoModel:
+    return AutoModel(model=str(model_path(name)), device="cpu", disable_pbar=True)
+
+
+def exported(root: Path, name: str, type: str = "onnx") -> Path:
+    """``name`` exported (ONNX with int8, or TorchScript) under ``root``, once per test session."""
+    out = root / f"{name}-{type}"
+    if not (out / "config.yaml").is_file():
+        auto(name).export(type=type, quantize=type == "onnx", output_dir=str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def export_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "exports"
+
+
+def wave(name: str) -> np.ndarray:
+    return sf.read(AUDIO / f"{name}.wav", dtype="float32")[0]
+
+
+def speech_batch(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Three padded utterances of different lengths through the model's frontend."""
+    waves = [wave("example"), wave("sample"), wave("example")[:20000]]
+    return auto(name).model.frontend(waves)
+
+
+def hotword_rows(name: str, words: list[str]) -> torch.Tensor:
+    task = auto(name).model
+    with torch.inference_mode():
+        return task.model.encode_hotwords(hotword_ids(words, task.tokenizer, sos=task.model.sos))
+
+
+def torch_asr(name: str, feats: np.ndarray, lens: np.ndarray, bias: torch.Tensor = None) -> dict[str, np.ndarray]:
+    """The eager model's log-probabilities, token counts and (for timestamp models) upsampled weights."""
+    model = auto(name).model.model
+    with torch.inference_mode():
+        enc, enc_lens = model.encode(torch.from_numpy(feats), torch.from_numpy(lens))
+        cif = model.predict(enc, enc_lens)
+        out = {"logits": model.decode(enc, enc_lens, cif, bias=bias).numpy(), "token_num": cif.token_num.numpy()}
+        if name in TIMESTAMP_MODELS:
+            out["us_alphas"] = model.predictor.upsampled_alphas(enc, enc_lens, cif.token_num).numpy()
+    return out
+
+
+def onnx_feed(name: str, feats: np.ndarray, lens: np.ndarray, bias: torch.Tensor = None) -> dict[str, np.ndarray]:
+    feed = {"speech": feats, "speech_lengths": lens.astype(np.int32)}
+    if name in HOTWORD_MODELS:
+        dim = auto(name).model.model.bias_encoder.hidden_size
+        rows = np.zeros((1, dim), np.float32) if bias is None else bias.numpy()  # all zero: no hotwords
+        feed["bias_embed"] = np.ascontiguousarray(np.broadcast_to(rows, (len(lens),) + rows.shape))
+    return feed
+
+
+def assert_asr_equal(got: list, want: dict[str, np.ndarray], lens: np.ndarray) -> None:
+    """Graph outputs equal the eager ones on every item's valid tokens and frames."""
+    logits, token_num = got[0], got[1]
+    np.testing.assert_array_equal(token_num, want["token_num"])
+    for b, n in enumerate(want["token_num"]):
+        np.testing.assert_allclose(logits[b, :n], want["logits"][b, :n], atol=2e-4)
+        np.testing.assert_array_equal(logits[b, :n].argmax(-1), want["logits"][b, :n].argmax(-1))
+    if "us_alphas" in want:
+        for b, n in enumerate(lens):
+            np.testing.assert_allclose(got[2][b, : 3 * n], want["us_alphas"][b, : 3 * n], atol=1e-5)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+# ---- files, names, graph contracts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_folder_is_self_contained(export_root, name):
+    out = exported(export_root, name)
+    files = set(os.listdir(out))
+    assert {"model.onnx", "model_quant.onnx", "config.yaml"} <= files
+    assert "model.pt" not in files
+    expected = {"fsmn-vad": {"am.mvn", "LICENSE.md", "configuration.json"}}.get(name, set())
+    expected |= {"am.mvn", "tokens.json"} if name in ASR_MODELS else set()
+    expected |= {"tokens.json"} if name in PUNC_MODELS else set()
+    expected |= {"jieba_usr_dict"} if name == "ct_punc_jieba_tiny" else set()
+    expected |= {"model_eb.onnx", "model_eb_quant.onnx"} if name in HOTWORD_MODELS else set()
+    assert expected <= files
+
+
+def _io(path: Path) -> tuple[dict, dict]:
+    graph = onnx.load(str(path)).graph
+
+    def dims(v):
+        return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+
+    return {v.name: dims(v) for v in graph.input}, {v.name: dims(v) for v in graph.output}
+
+
+@pytest.mark.parametrize("name", ASR_MODELS)
+def test_asr_graph_contract(export_root, name):
+    inputs, outputs = _io(exported(export_root, name) / "model.onnx")
+    want_in = ["speech", "speech_lengths"] + (["bias_embed"] if name in HOTWORD_MODELS else [])
+    want_out = ["logits", "token_num"] + (["us_alphas", "us_cif_peak"] if name in TIMESTAMP_MODELS else [])
+    assert list(inputs) == want_in and list(outputs) == want_out
+    assert inputs["speech"] == ["batch_size", "feats_length", 560]
+    assert inputs["speech_lengths"] == ["batch_size"]
+    assert outputs["logits"][:2] == ["batch_size", "logits_length"]
+    if name in HOTWORD_MODELS:
+        assert inputs["bias_embed"][:2] == ["batch_size", "num_hotwords"]
+        eb_in, eb_out = _io(exported(export_root, name) / "model_eb.onnx")
+        assert eb_in == {"hotword": ["num_hotwords", "hotword_length"]}
+        assert list(eb_out) == ["hw_embed"] and eb_out["hw_embed"][:2] == ["hotword_length", "num_hotwords"]
+
+
+def test_vad_and_punc_graph_contracts(export_root):
+    inputs, outputs = _io(exported(export_root, "fsmn-vad") / "model.onnx")
+    assert inputs == {"speech": [1, "feats_length", 400], **{f"in_cache{i}": [1, 128, 19, 1] for i in range(4)}}
+    assert list(outputs) == ["logits"] + [f"out_cache{i}" for i in range(4)]
+    assert outputs["logits"] == [1, "feats_length", 248]  # (out_cache shapes are checked when run, below)
+    inputs, outputs = _io(exported(export_root, "ct_punc_tiny") / "model.onnx")
+    assert inputs == {"inputs": ["batch_size", "text_length"], "text_lengths": ["batch_size"]}
+    assert outputs == {"logits": ["batch_size", "text_length", 6]}
+
+
+@pytest.mark.parametrize("name", ["paraformer_tiny", "seaco_paraformer_tiny"])
+def test_quantisation_keeps_output_layers_float(export_root, name):
+    nodes = onnx.load(str(exported(export_root, name) / "model_quant.onnx")).graph.node
+    float_matmuls = {n.name for n in nodes if n.op_type == "MatMul"}
+    assert "/decoder/output_layer/MatMul" in float_matmuls
+    assert "/predictor/cif_output/MatMul" in float_matmuls
+    assert "/encoder/encoders.0/feed_forward/w_1/MatMul" not in float_matmuls
+    assert any(n.op_type == "MatMulInteger" for n in nodes)
+    assert not any("output" in n.name for n in nodes if n.op_type == "MatMulInteger")
+
+
+# ---- ONNX fp32 and int8 against PyTorch -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ASR_MODELS)
+def test_onnx_equals_pytorch(export_root, name):
+    out = exported(export_root, name)
+    fp32 = ort.InferenceSession(str(out / "model.onnx"))
+    int8 = ort.InferenceSession(str(out / "model_quant.onnx"))
+    bias = hotword_rows(name, ["今天", "朋友", "电话"]) if name in HOTWORD_MODELS else None
+    feats, lens = speech_batch(name)
+    for rows in ([0, 1, 2], [1]):  # batch of three (padded), then one alone: the shapes are dynamic
+        f, n = feats[rows, : lens[rows].max()], lens[rows]
+        want = torch_asr(name, f, n, bias)
+        assert_asr_equal(fp32.run(None, onnx_feed(name, f, n, bias)), want, n)
+        logits = int8.run(None, onnx_feed(name, f, n, bias))[0]
+        for b, k in enumerate(want["token_num"]):
+            assert cosine(logits[b, :k], want["logits"][b, :k]) >= 0.99
+
+
+def test_seaco_zero_bias_means_no_hotwords_and_many_hotwords_are_filtered(export_root):
+    name = "seaco_paraformer_tiny"
+    session = ort.InferenceSession(str(exported(export_root, name) / "model.onnx"))
+    feats, lens = speech_batch(name)
+    assert_asr_equal(session.run(None, onnx_feed(name, feats, lens)), torch_asr(name, feats, lens), lens)
+    tokens = [t for t in auto(name).model.tokenizer.token_list if "\u4e00" <= t <= "\u9fff"]
+    distinct = [a + b for a, b in zip(tokens[:70], tokens[70:140])]
+    unknown = [chr(0x4E00 + 7 * i) + chr(0x4E00 + 13 * i) for i in range(70)]  # many equal rows (<unk> <unk>)
+    for words in (distinct, unknown):  # more than the 50 hotwords kept per utterance
+        bias = hotword_rows(name, words)
+        assert_asr_equal(session.run(None, onnx_feed(name, feats, lens, bias)), torch_asr(name, feats, lens, bias), lens)
+
+
+@pytest.mark.parametrize("name", sorted(HOTWORD_MODELS))
+def test_hotword_embedder_equals_pytorch(export_root, name):
+    session = ort.InferenceSession(str(exported(export_root, name) / "model_eb.onnx"))
+    task = auto(name).model
+    ids = hotword_ids(["今天", "朋友电话", "a"], task.tokenizer, sos=task.model.sos)
+    padded = np.zeros((len(ids), max(map(len, ids))), np.int32)
+    for i, h in enumerate(ids):
+        padded[i, : len(h)] = h
+    (hw_embed,) = session.run(None, {"hotword": padded})
+    last = hw_embed[[len(h) - 1 for h in ids], np.arange(len(ids))]
+    np.testing.assert_allclose(last, hotword_rows(name, ["今天", "朋友电话", "a"]).numpy(), atol=1e-5)
+
+
+def test_vad_onnx_in_chunks_equals_pytorch(export_root):
+    out = exported(export_root, "fsmn-vad")
+    feats = np.random.default_rng(0).standard_normal((1, 250, 400)).astype(np.float32)
+    with torch.inference_mode():
+        want, _ = auto("fsmn-vad").model.model(torch.from_numpy(feats))
+    for file, check in (("model.onnx", "equal"), ("model_quant.onnx", "cosine")):
+        session = ort.InferenceSession(str(out / file))
+        caches = [np.zeros((1, 128, 19, 1), np.float32) for _ in range(4)]
+        scores = []
+        for chunk in (feats[:, :100], feats[:, 100:]):
+            got, *caches = session.run(None, {"speech": chunk, **{f"in_cache{i}": c for i, c in enumerate(caches)}})
+            assert [c.shape for c in caches] == [(1, 128, 19, 1)] * 4
+            scores.append(got)
+        got = np.concatenate(scores, axis=1)
+        if check == "equal":
+            np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+        else:
+            assert cosine(np.log(got), np.log(want.numpy())) >= 0.99
+
+
+@pytest.mark.parametrize("name", PUNC_MODELS)
+def test_punc_onnx_equals_pytorch(export_root, name):
+    out = exported(export_root, name)
+    model = auto(name).model.model
+    ids = np.random.default_rng(1).integers(1, model.embed.num_embeddings, (2, 37)).astype(np.int32)
+    lens = np.array([37, 11], np.int32)
+    for file in ("model.onnx", "model_quant.onnx"):
+        (logits,) = ort.InferenceSession(str(out / file)).run(None, {"inputs": ids, "text_lengths": lens})
+        for b, n in enumerate(lens):
+            with torch.inference_mode():
+                want = model(torch.from_numpy(ids[b : b + 1, :n]).long(), torch.tensor([n])).numpy()[0]
+            if file == "model.onnx":
+                np.testing.assert_allclose(logits[b, :n], want, atol=1e-4)
+            else:
+                assert cosine(logits[b, :n], want) >= 0.99
+
+
+# ---- TorchScript ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ASR_MODELS)
+def test_torchscript_equals_pytorch(export_root, name):
+    out = exported(export_root, name, "torchscript")
+    traced = torch.jit.load(str(out / "model.torchscript"))
+    bias = hotword_rows(name, ["今天", "朋友"]) if name in HOTWORD_MODELS else None
+    feats, lens = speech_batch(name)
+    feed = onnx_feed(name, feats, lens, bias)
+    with torch.inference_mode():
+        got = [t.numpy() for t in traced(*(torch.from_numpy(np.ascontiguousarray(v)) for v in feed.values()))]
+    assert_asr_equal(got, torch_asr(name, feats, lens, bias), lens)
+    if name in HOTWORD_MODELS:
+        assert (out / "model_eb.torchscript").is_file()
+
+
+def test_torchscript_vad_and_punc(export_root):
+    vad = torch.jit.load(str(exported(export_root, "fsmn-vad", "torchscript") / "model.torchscript"))
+    feats = torch.randn(1, 50, 400)
+    with torch.inference_mode():
+        scores, *caches = vad(feats, *[torch.zeros(1, 128, 19, 1)] * 4)
+        want, want_caches = auto("fsmn-vad").model.model(feats)
+    torch.testing.assert_close(scores, want)
+    torch.testing.assert_close(caches[0][..., 0].transpose(1, 2), want_caches[0])
+    punc = torch.jit.load(str(exported(export_root, "ct_punc_tiny", "torchscript") / "model.torchscript"))
+    ids = torch.randint(1, 100, (1, 23), dtype=torch.int32)
+    with torch.inference_mode():
+        torch.testing.assert_close(punc(ids, torch.tensor([23], dtype=torch.int32)), auto("ct_punc_tiny").model.model(ids.long(), torch.tensor([23])))
+
+
+# ---- TensorRT ------------------------------------------------------------------------------
+
+
+def _has_tensorrt() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_has_tensorrt(), reason="TensorRT is installed here")
+def test_tensorrt_missing_is_a_clear_error(tmp_path):
+    with pytest.raises(ExportError, match="tensorrt"):
+        auto("ct_punc_tiny").export(type="tensorrt", output_dir=str(tmp_path))
+    assert not (tmp_path / "model.onnx").exists()  # nothing half-written
+
+
+@pytest.mark.skipif(not (_has_tensorrt() and torch.cuda.is_available()), reason="needs TensorRT and a CUDA GPU")
+@pytest.mark.parametrize("name", ["ct_punc_tiny", "paraformer_tiny", "bicif_paraformer_tiny"])
+def test_tensorrt_engine_matches_pytorch(tmp_path, name):
+    from funasr.export.tensorrt import TensorRTRunner
+
+    auto(name).export(type="tensorrt", fp16=False, output_dir=str(tmp_path))
+    runner = TensorRTRunner(tmp_path / "model.plan")
+    if name.startswith("ct_punc"):
+        ids = torch.randint(1, 100, (1, 23), dtype=torch.int32)
+        got = runner(ids, torch.tensor([23], dtype=torch.int32))[0].cpu()
+        with torch.inference_mode():
+            want = auto(name).model.model(ids.long(), torch.tensor([23]))
+        torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-3)
+        return
+    feats, lens = speech_batch(name)
+    got = [t.cpu().numpy() for t in runner(torch.from_numpy(feats), torch.from_numpy(lens).int())]
+    assert_asr_equal(got, torch_asr(name, feats, lens), lens)
+
+
+# ---- API and command line -----------------------------------------------------------------
+
+
+def test_unknown_type_is_an_error(tmp_path):
+    with pytest.raises(ExportError, match="onnx, torchscript, tensorrt"):
+        auto("ct_punc_tiny").export(type="openvino", output_dir=str(tmp_path))
+
+
+def test_export_returns_the_folder_and_defaults_to_the_model_dir(tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "punc"
+    shutil.copytree(model_path("ct_punc_tiny"), model_dir)
+    assert AutoModel(model=str(model_dir), disable_pbar=True).export() == str(model_dir)
+    assert (model_dir / "model.onnx").is_file() and (model_dir / "model.pt").is_file()
+
+
+def test_cli(tmp_path, capsys):
+    assert main(["--model", str(model_path("ct_punc_tiny")), "--type", "onnx", "--quantize", "--output-dir", str(tmp_path / "a")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "a")
+    assert {"model.onnx", "model_quant.onnx", "tokens.json"} <= set(os.listdir(tmp_path / "a"))
+    hydra = [f"++model={model_path('ct_punc_tiny')}", "++type=torchscript", "++quantize=false", f"++output_dir={tmp_path / 'b'}"]
+    assert main(hydra) == 0
+    assert (tmp_path / "b" / "model.torchscript").is_file()
+    assert main(["--model", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "c")]) == 1
+    assert "missing" in capsys.readouterr().err
+
+
+def test_hydra_style_arguments():
+    assert from_hydra_style(["++model=x", "++quantize=true", "++output_dir=o", "++calib_num=3"]) == [
+        "--model", "x", "--quantize", "--output-dir", "o",
+    ]
+    assert from_hydra_style(["++quantize=false", "--type", "onnx"]) == ["--no-quantize", "--type", "onnx"]

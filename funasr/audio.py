@@ -33,6 +33,15 @@ class AudioItem:
 
 
 @dataclass
+class TextItem:
+    """One text input (for punctuation)."""
+
+    key: str
+    text: str
+    error: Optional[FunASRError] = None
+
+
+@dataclass
 class Source:
     """One input before decoding: a key and what to decode (path, URL, bytes or samples)."""
 
@@ -241,3 +250,22 @@ def load_item(source: Source, fs: int = SAMPLE_RATE) -> AudioItem:
 def load_inputs(data: Any, fs: int = SAMPLE_RATE) -> list[AudioItem]:
     """Load every input of ``data`` (path, URL, list file, list, bytes, array, tensor)."""
     return [load_item(s, fs) for s in collect_sources(data)[0]]
+
+
+def text_sources(data: Any) -> tuple[list[TextItem], bool]:
+    """Text inputs for punctuation: a text, a list of texts, or a list file of ``key text`` lines."""
+    if isinstance(data, (list, tuple)):
+        items: list[TextItem] = []
+        for d in data:
+            items.extend(text_sources(d)[0])
+        return items, False
+    text = str(data)
+    path = Path(text)
+    if len(text) < 4096 and "\n" not in text and path.suffix in (".txt", ".scp", ".text") and path.is_file():
+        items = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            parts = line.strip().split(maxsplit=1)
+            if parts:
+                items.append(TextItem(parts[0], parts[1] if len(parts) > 1 else ""))
+        return items, False
+    return [TextItem(content_key(text.encode("utf-8")), text)], True

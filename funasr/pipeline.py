@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
-from funasr.audio import AudioItem, collect_sources, load_item
+from funasr.audio import AudioItem, TextItem, collect_sources, load_item
 from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,9 @@ def pack_batches(durations: list[int], budget_ms: float, threshold_ms: float) ->
 class Pipeline:
     """Runs VAD, then ASR on the speech segments, then punctuation, per input."""
 
-    def __init__(self, vad: Task, asr: Task, punc: Optional[Task] = None, text_item: Any = None,
-                 merge_length_s: float = 15.0, disable_pbar: bool = False) -> None:
-        self.vad, self.asr, self.punc, self.text_item = vad, asr, punc, text_item
+    def __init__(self, vad: Task, asr: Task, punc: Optional[Task] = None, merge_length_s: float = 15.0,
+                 disable_pbar: bool = False) -> None:
+        self.vad, self.asr, self.punc = vad, asr, punc
         self.merge_length_s, self.disable_pbar = merge_length_s, disable_pbar
 
     def __call__(self, data: Any, fs: int = 16000, **kwargs: Any) -> list[dict]:
@@ -95,7 +95,7 @@ class Pipeline:
             if return_raw_text:
                 result["raw_text"] = result["text"]
             if punc_input:
-                punc = self.punc([self.text_item(item.key, punc_input)], **kwargs)[0]
+                punc = self.punc([TextItem(item.key, punc_input)], **kwargs)[0]
                 result["text"], punc_array = punc["text"], punc.get("punc_array")
         if sentence_timestamp:
             units = [u for t in texts for u in t.split()]

@@ -1,7 +1,6 @@
 """Punctuation task: texts in, ``{"key", "text", "punc_array"}`` out (FunASR's CT-Transformer output)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +9,7 @@ import torch
 
 from funasr.errors import ConfigError
 from funasr.models.ct_transformer import text as rules
-
-
-@dataclass
-class TextItem:
-    """One text to punctuate."""
-
-    key: str
-    text: str
+from funasr.audio import TextItem
 
 
 class PuncTask:

@@ -1,0 +1,74 @@
+"""AutoModel on onnxruntime: funasr's ``AutoModel(...).generate(...)`` over exported model folders, without torch."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from funasr.errors import FunASRError
+from funasr.runner import Runner
+from funasr_onnx.asr import Paraformer
+from funasr_onnx.punc import CTTransformer
+from funasr_onnx.session import model_config
+from funasr_onnx.vad import FsmnVAD
+
+CLASSES = {
+    "FsmnVADStreaming": FsmnVAD,
+    "Paraformer": Paraformer,
+    "BiCifParaformer": Paraformer,
+    "SeacoParaformer": Paraformer,
+    "ContextualParaformer": Paraformer,
+    "CTTransformer": CTTransformer,
+}
+
+
+def load_model(model: Union[str, Path], hub: str = "hf", **kwargs: Any) -> Any:
+    """The runtime class for the model folder's ``config.yaml`` (``model:`` entry), built from it."""
+    name = model_config(model, hub).get("model")
+    if name not in CLASSES:
+        raise FunASRError(f"{model} holds a {name} model, which funasr_onnx does not run; it runs {', '.join(sorted(CLASSES))}")
+    return CLASSES[name](model, hub=hub, **kwargs)
+
+
+class AutoModel(Runner):
+    """``AutoModel(model=..., vad_model=..., punc_model=..., quantize=..., intra_op_num_threads=...).generate(input=...)``.
+
+    Takes funasr's arguments and returns its result dicts. Model arguments are exported
+    folders (or names whose hub folder holds exported graphs). ``quantize``, the thread
+    counts, ``device`` and ``session_options`` apply to every model unless ``vad_kwargs`` /
+    ``punc_kwargs`` say otherwise; ``ncpu`` is accepted as ``intra_op_num_threads``.
+    One instance can serve several threads at once.
+    """
+
+    def __init__(
+        self,
+        model: Optional[str] = None,
+        vad_model: Optional[str] = None,
+        punc_model: Optional[str] = None,
+        hub: str = "hf",
+        quantize: bool = False,
+        intra_op_num_threads: int = 4,
+        inter_op_num_threads: int = 1,
+        device: str = "cpu",
+        session_options: Any = None,
+        ncpu: Optional[int] = None,
+        batch_size: int = 1,
+        vad_kwargs: Optional[dict] = None,
+        punc_kwargs: Optional[dict] = None,
+        disable_pbar: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if model is None:
+            raise FunASRError("AutoModel needs model=...: an exported model folder (see funasr-export)")
+        for key in ("disable_update", "disable_log", "log_level", "seed", "ngpu", "model_revision"):
+            kwargs.pop(key, None)  # funasr switches with nothing to do here
+        session = {
+            "quantize": quantize,
+            "intra_op_num_threads": ncpu or intra_op_num_threads,
+            "inter_op_num_threads": inter_op_num_threads,
+            "device": device or "cpu",
+            "session_options": session_options,
+        }
+        main = load_model(model, hub, **session, **kwargs)
+        vad = load_model(vad_model, hub, **{**session, **(vad_kwargs or {})}) if vad_model else None
+        punc = load_model(punc_model, hub, **{**session, **(punc_kwargs or {})}) if punc_model else None
+        super().__init__(main, main.task, vad, punc, batch_size, disable_pbar, kwargs)

@@ -1,0 +1,111 @@
+"""onnxruntime sessions over exported graphs: which file, how many threads, which device."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import onnxruntime as ort
+
+from funasr.config import resolve_model_dir
+from funasr.errors import ModelNotFoundError
+from funasr.hub import resolve_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How graphs are run: int8 files or not, threads, device, or your own ``onnxruntime.SessionOptions``.
+
+    ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (needs onnxruntime-gpu; falls back to
+    the CPU with a warning). ``session_options``, when given, is used as is (its thread
+    settings win over ``intra_op_num_threads`` / ``inter_op_num_threads``).
+    """
+
+    quantize: bool = False
+    intra_op_num_threads: int = 4
+    inter_op_num_threads: int = 1
+    device: str = "cpu"
+    session_options: Optional[ort.SessionOptions] = None
+
+    def options(self) -> ort.SessionOptions:
+        """The session options every graph of a model gets."""
+        if self.session_options is not None:
+            return self.session_options
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = int(self.intra_op_num_threads)
+        opts.inter_op_num_threads = int(self.inter_op_num_threads)
+        opts.log_severity_level = 3
+        return opts
+
+    def providers(self) -> list[Any]:
+        """Execution providers for ``device``."""
+        if not self.device.startswith("cuda"):
+            return ["CPUExecutionProvider"]
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            log.warning("device %r asked for, but this onnxruntime has no CUDA provider: running on the CPU", self.device)
+            return ["CPUExecutionProvider"]
+        index = int(self.device.split(":")[1]) if ":" in self.device else 0
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+
+
+class Graph:
+    """One exported graph; calls are safe from several threads (onnxruntime runs are)."""
+
+    def __init__(self, path: Path, config: SessionConfig) -> None:
+        self.path = path
+        self.session = ort.InferenceSession(str(path), sess_options=config.options(), providers=config.providers())
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, **feed: np.ndarray) -> list[np.ndarray]:
+        """Run with inputs by name; outputs in the graph's order."""
+        return self.session.run(None, feed)
+
+
+def model_config(model: Union[str, Path], hub: str = "hf", **overrides: Any) -> dict[str, Any]:
+    """Resolve a model name or folder to its config (absolute file paths), as funasr does."""
+    return resolve_model_dir(resolve_model(str(model), hub=hub), overrides)
+
+
+class ExportedModel:
+    """An exported model folder: its resolved config and how its graphs are run.
+
+    ``quantize`` picks the ``*_quant.onnx`` files; the other settings are SessionConfig's;
+    further keyword arguments override config entries, as in funasr.
+    """
+
+    def __init__(
+        self,
+        model_dir: Union[str, Path],
+        quantize: bool = False,
+        intra_op_num_threads: int = 4,
+        inter_op_num_threads: int = 1,
+        device: str = "cpu",
+        session_options: Optional[ort.SessionOptions] = None,
+        hub: str = "hf",
+        **overrides: Any,
+    ) -> None:
+        self.config = SessionConfig(quantize, intra_op_num_threads, inter_op_num_threads, device, session_options)
+        self.cfg = model_config(model_dir, hub, **overrides)
+
+    def graph(self, name: str) -> Graph:
+        """The folder's graph ``name`` (``model``, ``model_eb``)."""
+        return load_graph(self.cfg, name, self.config)
+
+
+def load_graph(cfg: dict[str, Any], name: str, config: SessionConfig) -> Graph:
+    """``<name>.onnx`` (or ``<name>_quant.onnx`` when quantized) of the model folder."""
+    folder = Path(cfg["model_dir"])
+    path = folder / (f"{name}_quant.onnx" if config.quantize else f"{name}.onnx")
+    if not path.is_file():
+        flag = " --quantize" if config.quantize else ""
+        raise ModelNotFoundError(
+            f"{path.name} is not in {folder}; export the model first (needs torch): "
+            f"funasr-export --model {folder} --type onnx{flag}"
+        )
+    return Graph(path, config)

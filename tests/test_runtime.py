@@ -1,0 +1,219 @@
+"""The onnxruntime runtime (runtime/python, package funasr_onnx): parity without torch, threads, options."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import AUDIO, PARITY, parity_cases
+from test_export import ALL_MODELS, auto, exported, model_path
+
+REPO = Path(__file__).resolve().parent.parent
+RUNTIME = REPO / "runtime" / "python"
+sys.path.insert(0, str(RUNTIME))
+
+import funasr_onnx  # noqa: E402
+from funasr.auto_model import AutoModel  # noqa: E402
+from funasr.errors import ModelNotFoundError  # noqa: E402
+
+CASES = parity_cases("")
+STREAM_CHUNKS_MS = (200, 600)
+TOLERANCE_MS = 20
+
+# Runs the jobs in a process where ``import torch`` fails, as in an environment without torch.
+WORKER = r"""
+import json, sys
+sys.modules["torch"] = None  # from here on `import torch` raises ModuleNotFoundError
+repo, runtime, jobs_file, out_file = sys.argv[1:]
+sys.path[:0] = [runtime, repo]
+import soundfile as sf
+import funasr_onnx
+
+models, out = {}, {}
+for job in json.load(open(jobs_file, encoding="utf-8")):
+    key = json.dumps(job["init"], sort_keys=True)
+    if key not in models:
+        models[key] = funasr_onnx.AutoModel(**job["init"], disable_pbar=True)
+    model, data, kwargs = models[key], job["input"], dict(job["generate"])
+    if isinstance(data, dict):
+        data, kwargs["fs"] = sf.read(data["array_from"], dtype="float32")
+    if "stream_ms" in job:
+        step = job["stream_ms"] * 16
+        chunks = [data[i : i + step] for i in range(0, len(data), step)]
+        cache = {}
+        out[job["id"]] = [
+            model.generate(c, cache=cache, is_final=i == len(chunks) - 1, chunk_size=job["stream_ms"])[0]["value"]
+            for i, c in enumerate(chunks)
+        ]
+    else:
+        out[job["id"]] = model.generate(data, **kwargs)
+assert sys.modules["torch"] is None, "torch was imported"
+json.dump(out, open(out_file, "w", encoding="utf-8"), ensure_ascii=False)
+"""
+
+
+def _resolve_input(data):
+    if isinstance(data, dict):
+        return {"array_from": str(PARITY / data["array_from"])}
+    if isinstance(data, list):
+        return [str(PARITY / d) for d in data]
+    return str(PARITY / data) if (PARITY / data).suffix == ".wav" else data
+
+
+def _name(rel: str) -> str:
+    return Path(rel).name
+
+
+@pytest.fixture(scope="module")
+def export_dirs(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.getbasetemp() / "exports"  # shared with test_export.py in one session
+    return {name: str(exported(root, name)) for name in ALL_MODELS}
+
+
+@pytest.fixture(scope="module")
+def torch_free_results(export_dirs, tmp_path_factory) -> dict:
+    """Every parity case (and streaming VAD) run by funasr_onnx in a process without torch."""
+    jobs = []
+    for case in CASES:
+        init = {k: export_dirs[_name(v)] if k.endswith("model") else v for k, v in case["init"].items()}
+        jobs.append({"id": case["id"], "init": init, "input": _resolve_input(case["input"]), "generate": case["generate"]})
+    for ms in STREAM_CHUNKS_MS:
+        jobs.append({"id": f"stream/{ms}", "init": {"model": export_dirs["fsmn-vad"]}, "input": {"array_from": str(AUDIO / "pub_concat.wav")}, "generate": {}, "stream_ms": ms})
+    folder = tmp_path_factory.mktemp("torch_free")
+    (folder / "jobs.json").write_text(json.dumps(jobs, ensure_ascii=False), encoding="utf-8")
+    args = [sys.executable, "-c", WORKER, str(REPO), str(RUNTIME), str(folder / "jobs.json"), str(folder / "out.json")]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads((folder / "out.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def _torch_model(init_json: str) -> AutoModel:
+    init = {k: str(model_path(_name(v))) if k.endswith("model") else v for k, v in json.loads(init_json).items()}
+    return AutoModel(**init, disable_pbar=True)
+
+
+def _torch_output(case: dict) -> list:
+    model = _torch_model(json.dumps(case["init"], sort_keys=True))
+    data, kwargs = _resolve_input(case["input"]), dict(case["generate"])
+    if isinstance(data, dict):
+        data, kwargs["fs"] = sf.read(data["array_from"], dtype="float32")
+    return model.generate(data, **kwargs)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("<unk>", "")).strip()
+
+
+def _close(got: list, want: list) -> bool:
+    return len(got) == len(want) and all(abs(a - b) <= TOLERANCE_MS for g, w in zip(got, want) for a, b in zip(g, w))
+
+
+def _assert_matches_reference(got: dict, want: dict) -> None:
+    """The parity README's comparison (keys of array and text inputs are ours: content hashes, not random)."""
+    assert got["key"] == want["key"] or want["key"].startswith("rand_key_")
+    if "value" in want:
+        assert _close(got["value"], want["value"])
+    if "text" in want:
+        assert _norm(got["text"]) == _norm(want["text"])
+    if "timestamp" in want:
+        assert _close(got["timestamp"], want["timestamp"])
+    if "punc_array" in want:
+        assert list(got["punc_array"]) == list(want["punc_array"])
+    if "sentence_info" in want:
+        assert len(got["sentence_info"]) == len(want["sentence_info"])
+        for g, w in zip(got["sentence_info"], want["sentence_info"]):
+            assert abs(g["start"] - w["start"]) <= TOLERANCE_MS and abs(g["end"] - w["end"]) <= TOLERANCE_MS
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_torch_free_runtime_parity(torch_free_results, case):
+    got = torch_free_results[case["id"]]
+    if not case["id"].startswith("pipe/"):  # (the chains are built of these; running them on PyTorch is slow)
+        assert got == _torch_output(case)  # the same dicts as funasr on PyTorch
+    assert len(got) == len(case["expected"])
+    for g, w in zip(got, case["expected"]):
+        _assert_matches_reference(g, w)
+
+
+@pytest.mark.parametrize("chunk_ms", STREAM_CHUNKS_MS)
+def test_torch_free_streaming_vad(torch_free_results, chunk_ms):
+    expected = json.loads((PARITY / "vad_streaming.json").read_text())["per_chunk"][str(chunk_ms)]
+    got = torch_free_results[f"stream/{chunk_ms}"]
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert len(g) == len(e) and all(abs(a - b) <= TOLERANCE_MS for s, t in zip(g, e) for a, b in zip(s, t) if -1 not in (a, b))
+
+
+def test_int8_chain_runs(export_dirs):
+    model = funasr_onnx.AutoModel(
+        model=export_dirs["bicif_paraformer_tiny"], vad_model=export_dirs["fsmn-vad"],
+        punc_model=export_dirs["ct_punc_tiny"], quantize=True, disable_pbar=True,
+    )
+    assert all(g.path.name == "model_quant.onnx" for g in (model.model.net, model.vad_model.net, model.punc_model.net))
+    (out,) = model.generate(str(AUDIO / "pub_concat.wav"), sentence_timestamp=True, return_raw_text=True)
+    assert out["key"] == "pub_concat" and out["text"] and out["sentence_info"]
+    assert len(out["timestamp"]) == len(out["raw_text"].split())
+
+
+def test_same_results_from_several_threads(export_dirs):
+    model = funasr_onnx.AutoModel(model=export_dirs["seaco_paraformer_tiny"], intra_op_num_threads=1, disable_pbar=True)
+    jobs = [(str(AUDIO / f"{n}.wav"), h) for n in ("example", "sample") for h in (None, "今天 朋友", "电话")]
+    want = [model.generate(w, hotword=h) for w, h in jobs]
+    got: dict[int, list] = {}
+
+    def work(i: int) -> None:
+        for k in range(len(jobs)):
+            j = (i + k) % len(jobs)
+            got[(i, j)] = model.generate(jobs[j][0], hotword=jobs[j][1])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 * len(jobs)
+    assert all(out == want[j] for (_, j), out in got.items())
+
+
+def test_session_settings(export_dirs):
+    import onnxruntime as ort
+
+    model = funasr_onnx.AutoModel(model=export_dirs["ct_punc_tiny"], intra_op_num_threads=2, inter_op_num_threads=1)
+    opts = model.model.net.session.get_session_options()
+    assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
+    mine = ort.SessionOptions()
+    mine.intra_op_num_threads = 3
+    punc = funasr_onnx.CTTransformer(export_dirs["ct_punc_tiny"], session_options=mine)
+    assert punc.net.session.get_session_options().intra_op_num_threads == 3
+    assert model.generate("今天天气不错")[0]["text"] == punc([funasr_onnx.TextItem("k", "今天天气不错")])[0]["text"]
+
+
+def test_vad_kwargs_configure_the_vad(export_dirs):
+    model = funasr_onnx.AutoModel(model=export_dirs["fsmn-vad"], max_single_segment_time=2000)
+    (out,) = model.generate(str(AUDIO / "pub_concat.wav"))
+    (want,) = [c for c in CASES if c["id"] == "vad/maxseg2s"]
+    assert _close(out["value"], want["expected"][0]["value"])
+
+
+def test_folder_without_graphs_says_how_to_export():
+    with pytest.raises(ModelNotFoundError, match="funasr-export"):
+        funasr_onnx.AutoModel(model=str(model_path("paraformer_tiny")))
+
+
+def test_runtime_package_metadata():
+    import tomllib
+
+    project = tomllib.loads((RUNTIME / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "funasr-onnx"
+    deps = [re.split(r"[<>=\[ ]", d)[0] for d in project["dependencies"]]
+    assert "funasr" in deps and "onnxruntime" in deps and "torch" not in deps
+    assert not any(re.search(r"^\s*(import|from)\s+torch\b", p.read_text(), re.M) for p in (RUNTIME / "funasr_onnx").glob("*.py"))

@@ -196,3 +196,11 @@ def test_seg_dict_of_the_model_tokenises_hotwords(tmp_path):
     assert torch.equal(by_pieces, task.model.encode_hotwords([tok.tokens2ids(["今", "天"]), tok.tokens2ids(["朋", "友"]), [1]]))
     item = [AudioItem("example", _wave("example"))]
     assert task(item, hotword="今天 朋友") != _task("models/seaco_paraformer_tiny")(item, hotword="今天 朋友")
+
+
+def test_audio_shorter_than_a_frame_gives_empty_text():
+    task = _task("models/bicif_paraformer_tiny")
+    tiny = _wave("example")[8000:8100]
+    full = task([AudioItem("example", _wave("example"))])[0]
+    got = task([AudioItem("tiny", tiny), AudioItem("example", _wave("example"))], batch_size=2)
+    assert got == [{"key": "tiny", "text": "", "timestamp": []}, full]

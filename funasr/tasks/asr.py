@@ -11,6 +11,7 @@ import os
 from collections import OrderedDict
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
 from funasr.audio import AudioItem
@@ -21,6 +22,7 @@ from funasr.postprocess import sentence_postprocess, ts_prediction_lfr6_standard
 log = logging.getLogger(__name__)
 
 HOTWORD_CACHE_SIZE = 8
+MIN_FRAME_SAMPLES = 400  # one 25 ms frame at 16 kHz; kaldi-native-fbank rejects much shorter input
 
 
 class ASRTask:
@@ -60,13 +62,16 @@ class ASRTask:
         self, items: list[AudioItem], bias: Optional[torch.Tensor], timestamps: bool, options: dict[str, Any]
     ) -> list[dict]:
         """One batch: features, model, text (and timestamps). Items with no frames give empty text."""
-        feats, lens = self.frontend([item.waveform for item in items])
         with_ts = timestamps or self.model.always_timestamps
         results = [self.empty(item.key, with_ts) for item in items]
-        live = [i for i, n in enumerate(lens) if n > 0]
+        per_item = [self.features(item.waveform) for item in items]
+        live = [i for i, f in enumerate(per_item) if len(f)]
         if not live:
             return results
-        feats, lens = feats[live, : int(lens[live].max())], lens[live]
+        lens = np.array([len(per_item[i]) for i in live], dtype=np.int64)
+        feats = np.zeros((len(live), int(lens.max()), per_item[live[0]].shape[1]), dtype=np.float32)
+        for j, i in enumerate(live):
+            feats[j, : lens[j]] = per_item[i]
         with torch.inference_mode():
             rec = self.model.recognize(
                 torch.from_numpy(feats).to(self.device),
@@ -78,6 +83,16 @@ class ASRTask:
         for j, i in enumerate(live):
             results[i] = self.result(items[i].key, rec, j, with_ts)
         return results
+
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        """(T, D) features of one waveform; audio shorter than one 25 ms frame may give none."""
+        try:
+            feats, lens = self.frontend([waveform])
+        except ValueError:
+            if len(waveform) >= MIN_FRAME_SAMPLES:
+                raise
+            return np.zeros((0, self.frontend.output_size()), dtype=np.float32)
+        return feats[0, : lens[0]]
 
     @staticmethod
     def empty(key: str, with_ts: bool) -> dict:

@@ -85,6 +85,10 @@ class WavFrontend:
         frame_length = self.frame_length
         if 0 < len(waveform) < self.frame_length * self.fs // 1000:
             frame_length = 1000 * len(waveform) / self.fs  # the reference shrinks the one frame
+            try:
+                return _drain(_new_fbank(self._options(frame_length), waveform), 0, final=True)
+            except ValueError:  # too short for the mel filters ("num_mel_bins too large"): no frame
+                return np.zeros((0, self.n_mels), dtype=np.float32)
         return _drain(_new_fbank(self._options(frame_length), waveform), 0, final=True)
 
     def normalize(self, fbank: np.ndarray) -> np.ndarray:

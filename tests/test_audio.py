@@ -1,5 +1,4 @@
 """Every input kind the reference accepts, resampling, channel mixing and audio errors."""
-import io
 import json
 
 import numpy as np

@@ -22,7 +22,6 @@ from funasr.postprocess import sentence_postprocess, ts_prediction_lfr6_standard
 log = logging.getLogger(__name__)
 
 HOTWORD_CACHE_SIZE = 8
-MIN_FRAME_SAMPLES = 400  # one 25 ms frame at 16 kHz; kaldi-native-fbank rejects much shorter input
 
 
 class ASRTask:
@@ -86,13 +85,7 @@ class ASRTask:
 
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """(T, D) features of one waveform; audio shorter than one 25 ms frame may give none."""
-        try:
-            feats, lens = self.frontend([waveform])
-        except ValueError:
-            if len(waveform) >= MIN_FRAME_SAMPLES:
-                raise
-            return np.zeros((0, self.frontend.output_size()), dtype=np.float32)
-        return feats[0, : lens[0]]
+        return self.frontend.extract(waveform)
 
     @staticmethod
     def empty(key: str, with_ts: bool) -> dict:

@@ -28,7 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import SPEC_CONFIGS, best_time, long_recording, random_model_dir, table  # noqa: E402
+import yaml  # noqa: E402
+
+from common import SPEC_CONFIGS, best_time, long_recording, random_model_dir, side_by_side, table  # noqa: E402
 
 REFERENCE_RTF = {1: 0.097, 2: 0.059}  # FunASR 1.4.16, Paraformer-large, one 8 s utterance, CPU
 TOKENS_PER_SECOND = 4.0
@@ -55,6 +57,9 @@ def build_model(out: Path) -> Path:
     if (out / "model.pt").is_file():
         return out
     random_model_dir(SPEC_CONFIGS / "paraformer.config.yaml", out, vocab_size=8404)
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    config["frontend_conf"]["dither"] = 0.0  # the reference dithers by default (we never do): equal inputs
+    (out / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     state = torch.load(out / "model.pt", weights_only=True)
     alpha = TOKENS_PER_SECOND / LFR_FRAMES_PER_SECOND
     state["predictor.cif_output.weight"].mul_(0.01)
@@ -140,6 +145,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="speech for the batched throughput run")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of the 8 s utterance (best kept)")
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/funasr-bench/paraformer-large-random"))
+    parser.add_argument("--reference-python", help="interpreter with FunASR 1.4.16 installed: adds a side-by-side table")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -183,6 +189,24 @@ def main() -> None:
             )
     print(f"\n{r0['audio_s'] / 60:.1f} min of speech in {r0['segments']} segments of 2-20 s:")
     print(table(rows, ["threads", "batch_size", "RTF", "x real time", "peak RSS MiB", "over loaded model MiB"]))
+    if args.reference_python:
+        print("\nSide by side with FunASR 1.4.16, AutoModel.generate on an 8 s wav file (best of --repeat):")
+        print(compare_with_reference(model_dir, args.reference_python, args.threads, args.repeat))
+
+
+def compare_with_reference(model_dir: Path, reference_python: str, threads: list[int], repeat: int) -> str:
+    """RTF of both toolkits on the same 8 s file and model, and whether their texts agree."""
+    import soundfile as sf
+
+    wav = model_dir.parent / "utterance_8s.wav"
+    sf.write(wav, long_recording(8.0, seed=1), 16000)
+    rows = []
+    for t in threads:
+        ours = side_by_side(sys.executable, True, "asr", model_dir, wav, t, repeat)
+        ref = side_by_side(reference_python, False, "asr", model_dir, wav, t, repeat)
+        rows.append([t, f"{ours['wall'] / 8:.4f}", f"{ref['wall'] / 8:.4f}", f"{ref['wall'] / ours['wall']:.2f}x",
+                     "yes" if ours["text"].replace(" ", "") == ref["text"].replace(" ", "") else "NO"])
+    return table(rows, ["threads", "funasr RTF", "FunASR 1.4.16 RTF", "speed-up", "same text"])
 
 
 if __name__ == "__main__":

@@ -85,3 +85,19 @@ def table(rows: list[list[object]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def side_by_side(python: str, ours: bool, *args: object) -> dict:
+    """``benchmarks/side_by_side.py`` under ``python`` (ours: with this repository on the path)."""
+    import json
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if ours:
+        env["PYTHONPATH"] = str(ROOT)
+    cmd = [python, str(ROOT / "benchmarks" / "side_by_side.py"), *map(str, args)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd="/tmp")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{python} side_by_side.py failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -9,49 +9,18 @@ Each run is a fresh process, so its peak RSS is its own.
     python benchmarks/pipeline.py --reference-python /path/to/venv/bin/python --minutes 3 10
 
 ``--reference-python`` names an interpreter where FunASR 1.4.16 is installed (in its own virtual
-environment: it has our import name); the same worker code runs there through its AutoModel.
+environment: it has our import name); benchmarks/side_by_side.py runs there through its AutoModel.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import ROOT, SPEC_CONFIGS, random_model_dir, table, write_recording  # noqa: E402
-
-WORKER = r"""
-import json, resource, sys, time
-import soundfile as sf
-from funasr import AutoModel
-asr, vad, punc, wav, threads = sys.argv[1:6]
-model = AutoModel(model=asr, vad_model=vad, punc_model=punc, device="cpu", ncpu=int(threads),
-                  disable_update=True, disable_pbar=True, disable_log=True)
-start = time.perf_counter()
-res = model.generate(input=wav, batch_size_s=300)
-wall = time.perf_counter() - start
-seconds = sf.info(wav).duration
-print(json.dumps({"wall": wall, "audio": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "chars": len(res[0]["text"]) if res else 0}))
-"""
-
-
-def run_worker(python: str, models: dict, wav: Path, threads: int, ours: bool) -> dict:
-    """One pipeline run in a fresh interpreter; its timing and peak RSS."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    if ours:
-        env["PYTHONPATH"] = str(ROOT)
-    args = [python, "-c", WORKER, str(models["asr"]), str(models["vad"]), str(models["punc"]), str(wav), str(threads)]
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd="/tmp")
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({python}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
+from common import ROOT, SPEC_CONFIGS, random_model_dir, side_by_side, table, write_recording  # noqa: E402
 
 def main() -> None:
     """Print the table."""
@@ -68,7 +37,7 @@ def main() -> None:
     punc_dir = args.work / "ct_punc_c_random"
     if not (punc_dir / "model.pt").is_file():
         random_model_dir(SPEC_CONFIGS / "ct_punc_c.config.yaml", punc_dir, vocab_size=272727)
-    models = {"asr": build_model(args.work / "paraformer_large_random"), "vad": ROOT / "funasr" / "assets" / "fsmn-vad",
+    models = {"asr": build_model(args.work / "paraformer-large-random"), "vad": ROOT / "funasr" / "assets" / "fsmn-vad",
               "punc": punc_dir}
     rows = []
     for minutes in args.minutes:
@@ -80,9 +49,9 @@ def main() -> None:
             if args.reference_python:
                 runs.append(("FunASR 1.4.16", args.reference_python, False))
             for name, python, ours in runs:
-                r = run_worker(python, models, wav, threads, ours)
+                r = side_by_side(python, ours, "pipeline", models["asr"], models["vad"], models["punc"], wav, threads)
                 rows.append([name, f"{minutes:g} min", threads, f"{r['wall']:.1f}", f"{r['wall'] / r['audio']:.4f}",
-                             f"{r['rss_mb']:.0f}", r["chars"]])
+                             f"{r['rss_mb']:.0f}", len(r["text"])])
                 print(rows[-1], file=sys.stderr, flush=True)
     print(table(rows, ["toolkit", "audio", "threads", "wall s", "RTF", "peak RSS MB", "output chars"]))
 

@@ -16,6 +16,7 @@ from conftest import AUDIO, BUNDLED_VAD, PARITY
 from funasr.auto_model import AutoModel
 from funasr.bin.export import from_hydra_style, main
 from funasr.errors import ExportError
+from funasr.export import model_graphs
 from funasr.hotword import hotword_ids
 
 ASR_MODELS = ["paraformer_tiny", "bicif_paraformer_tiny", "seaco_paraformer_tiny", "contextual_paraformer_tiny"]
@@ -287,6 +288,19 @@ def _has_tensorrt() -> bool:
     except ImportError:
         return False
     return True
+
+
+@pytest.mark.parametrize("name", ["fsmn-vad", "seaco_paraformer_tiny", "ct_punc_tiny"])
+def test_tensorrt_profiles_cover_every_dynamic_input(name):
+    for graph in model_graphs(auto(name).model):
+        shapes = graph.profile_shapes()
+        assert list(shapes) == graph.input_names
+        for example, (lo, opt, hi) in zip(graph.inputs, shapes.values()):
+            assert len(lo) == example.dim() and all(a <= b <= c for a, b, c in zip(lo, opt, hi))
+            fixed = [i for i in range(example.dim()) if lo[i] == hi[i]]
+            assert all(lo[i] == example.shape[i] for i in fixed)
+        if name != "fsmn-vad":
+            assert shapes[graph.input_names[0]][2][:2] >= (16, 256)  # batches and long inputs
 
 
 @pytest.mark.skipif(_has_tensorrt(), reason="TensorRT is installed here")

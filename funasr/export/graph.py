@@ -14,6 +14,7 @@ DEFAULT_AXIS_RANGES: dict[str, tuple[int, int, int]] = {
     "feats_length": (1, 500, 10000),
     "text_length": (1, 20, 2000),
     "num_hotwords": (1, 10, 256),
+    "hotword_length": (1, 10, 32),
 }
 
 

@@ -1,12 +1,14 @@
 """Export-friendly wrappers of shared parts: every shape follows the inputs, no Python branch on data.
 
-The eager models skip masks when nothing is padded, cache position tables and gather CIF
-tokens with index_add and ``int(...)`` sizes; a traced graph would freeze those choices.
-These wrappers run the same modules (same parameters, same math) with masks always built
-from the lengths, the position encoding computed in the graph, and CIF tokens gathered by
-a one-hot matrix product whose size is the data's token count. Each wrapper is called as a
-module, so graph node names keep the model's hierarchy (``/decoder/output_layer/MatMul``),
-which the int8 quantisation's exclusions rely on.
+The eager models skip masks when nothing is padded, cache position tables, gather CIF tokens
+with index_add and ``int(...)`` sizes, and attend with ``scaled_dot_product_attention`` (whose
+export adds NaN guards over every score matrix); a traced graph would freeze the first and
+carry the last. These wrappers hold the same modules (same parameters) and compute the same
+math with masks always built from the lengths (padded keys get an additive ``-inf`` bias),
+the position encoding computed in the graph, and CIF tokens gathered by a one-hot matrix
+product whose size is the data's token count. Each wrapper is called as a module with the
+model's attribute names, so graph node names keep the model's hierarchy
+(``/decoder/output_layer/MatMul``), which the int8 quantisation's exclusions rely on.
 """
 from __future__ import annotations
 
@@ -15,7 +17,64 @@ from typing import Optional
 import torch
 from torch import nn
 
-from funasr.models.sanm import SANMEncoder, length_mask, sinusoidal_encoding
+from funasr.models.sanm import SANMEncoder, fsmn_memory, length_mask, sinusoidal_encoding
+
+
+def key_bias(valid: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool valid keys -> (B, 1, 1, T) additive attention bias (0 or -inf)."""
+    return torch.zeros_like(valid, dtype=torch.float32).masked_fill(~valid, float("-inf"))[:, None, None, :]
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, T, D) -> (B, heads, T, D / heads)."""
+    return x.reshape(x.shape[0], x.shape[1], heads, x.shape[2] // heads).transpose(1, 2)
+
+
+def attention_probs(q: torch.Tensor, k: torch.Tensor, heads: int, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Softmax attention weights (B, heads, Tq, Tk) of q (B, Tq, D) over k (B, Tk, D); ``bias`` is added to the scores."""
+    dk = q.shape[2] // heads
+    scores = torch.matmul(split_heads(q * dk**-0.5, heads), split_heads(k, heads).transpose(2, 3))
+    if bias is not None:
+        scores = scores + bias
+    return torch.softmax(scores, dim=-1)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Multi-head scaled dot-product attention: q (B, Tq, D), k/v (B, Tk, D) -> (B, Tq, D)."""
+    out = torch.matmul(attention_probs(q, k, heads, bias), split_heads(v, heads))  # (B, heads, Tq, dk)
+    return out.transpose(1, 2).reshape(q.shape[0], q.shape[1], q.shape[2])
+
+
+class SelfAttentionExport(nn.Module):
+    """MultiHeadedAttentionSANM: attention over q|k|v plus the FSMN memory on v."""
+
+    def __init__(self, attn: nn.Module) -> None:
+        super().__init__()
+        self.h = attn.h
+        self.linear_q_k_v = attn.linear_q_k_v
+        self.linear_out = attn.linear_out
+        self.fsmn_block = attn.fsmn_block
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.linear_q_k_v(x).chunk(3, dim=-1)
+        return self.linear_out(attention(q, k, v, self.h, bias)) + fsmn_memory(self.fsmn_block, v, mask)
+
+
+class EncoderLayerExport(nn.Module):
+    """EncoderLayerSANM: pre-LN SAN-M (residual when in == out), then pre-LN FFN with residual."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.self_attn = SelfAttentionExport(layer.self_attn)
+        self.feed_forward = layer.feed_forward
+        self.norm1 = layer.norm1
+        self.norm2 = layer.norm2
+        self.residual = layer.residual
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        y = self.self_attn(self.norm1(x), mask, bias)
+        x = x + y if self.residual else y
+        return x + self.feed_forward(self.norm2(x))
 
 
 class EncoderExport(nn.Module):
@@ -23,18 +82,68 @@ class EncoderExport(nn.Module):
 
     def __init__(self, encoder: SANMEncoder) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.scale = encoder.output_size() ** 0.5
+        self.position_encoding = encoder.embed is not None
+        self.encoders0 = nn.ModuleList(EncoderLayerExport(layer) for layer in encoder.encoders0)
+        self.encoders = nn.ModuleList(EncoderLayerExport(layer) for layer in encoder.encoders)
+        self.after_norm = encoder.after_norm
 
     def forward(self, xs: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        enc = self.encoder
         valid = length_mask(lens, xs.shape[1])  # (B, T)
-        mask = valid[..., None].to(xs.dtype)
-        xs = xs * enc.output_size() ** 0.5
-        if enc.embed is not None:
+        mask, bias = valid[..., None].to(xs.dtype), key_bias(valid)
+        xs = xs * self.scale
+        if self.position_encoding:
             xs = xs + sinusoidal_encoding(xs.shape[1], xs.shape[2], xs.device).to(xs.dtype)
-        for layer in (*enc.encoders0, *enc.encoders):
-            xs = layer(xs, mask, valid)
-        return enc.after_norm(xs) * mask
+        for layer in (*self.encoders0, *self.encoders):
+            xs = layer(xs, mask, bias)
+        return self.after_norm(xs) * mask
+
+
+class CrossAttentionExport(nn.Module):
+    """CrossAttention: queries (B, N, D) over a memory (B, T, D'); ``bias`` (B, 1, 1, T) or None."""
+
+    def __init__(self, attn: nn.Module) -> None:
+        super().__init__()
+        self.h = attn.h
+        self.linear_q = attn.linear_q
+        self.linear_k_v = attn.linear_k_v
+        self.linear_out = attn.linear_out
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        k, v = self.linear_k_v(memory).chunk(2, dim=-1)
+        return self.linear_out(attention(self.linear_q(x), k, v, self.h, bias))
+
+    def weights(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Attention probabilities (B, heads, N, T) over an unpadded memory."""
+        k = self.linear_k_v(memory)[..., : x.shape[2]]
+        return attention_probs(self.linear_q(x), k, self.h, None)
+
+
+class DecoderLayerExport(nn.Module):
+    """DecoderLayerSANM: FFN, FSMN memory (with residual), cross-attention (with residual); parts may be absent."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.feed_forward = layer.feed_forward
+        self.norm1 = layer.norm1
+        self.self_attn = layer.self_attn
+        self.norm2 = getattr(layer, "norm2", None)
+        self.src_attn = None if layer.src_attn is None else CrossAttentionExport(layer.src_attn)
+        self.norm3 = getattr(layer, "norm3", None)
+
+    def self_part(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """FFN and FSMN memory with the residual (the bare FFN output without FSMN)."""
+        y = self.feed_forward(self.norm1(x))
+        return y if self.self_attn is None else x + self.self_attn(self.norm2(y), mask)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        x = self.self_part(x, mask)
+        return x if self.src_attn is None else x + self.src_attn(self.norm3(x), memory, bias)
+
+
+def decoder_layers(decoder: nn.Module, name: str) -> nn.ModuleList:
+    """Export wrappers of ``decoder.<name>`` (empty when absent)."""
+    return nn.ModuleList(DecoderLayerExport(layer) for layer in (getattr(decoder, name, None) or ()))
 
 
 def token_mask(token_num: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
@@ -42,38 +151,37 @@ def token_mask(token_num: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
     return length_mask(token_num, embeds.shape[1])[..., None].to(embeds.dtype)
 
 
-def decoder_layers(
-    layers: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor, memory_mask: Optional[torch.Tensor]
-) -> torch.Tensor:
-    """SAN-M decoder layers (FSMN + cross-attention) over ``x`` (B, N, D).
-
-    ``mask`` (B, N, 1) marks valid tokens; ``memory_mask`` (B, T) is a bool mask of valid
-    memory frames, a float bias added to the attention scores, or None (all valid).
-    """
-    for layer in layers:
-        x = layer(x, mask, memory, memory_mask)
-    return x
-
-
 class DecoderExport(nn.Module):
-    """ParaformerSANMDecoder: memory (B, T, D'), its mask, CIF embeddings and counts -> hidden (B, N, D), log-probs.
+    """ParaformerSANMDecoder: memory (B, T, D') and its attention bias, CIF embeddings and counts -> hidden, log-probs.
 
     The log-probabilities are None for a decoder without an output layer (SeACo's hotword decoder).
     """
 
     def __init__(self, decoder: nn.Module) -> None:
         super().__init__()
-        self.decoder = decoder
+        self.decoders = decoder_layers(decoder, "decoders")
+        self.decoders2 = decoder_layers(decoder, "decoders2")
+        self.decoders3 = decoder_layers(decoder, "decoders3")
+        self.after_norm = decoder.after_norm
+        self.output_layer = decoder.output_layer
+
+    def tail(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``decoders2`` and ``decoders3`` (no cross-attention)."""
+        for layer in (*self.decoders2, *self.decoders3):
+            x = layer.self_part(x, mask)
+        return x
 
     def forward(
-        self, memory: torch.Tensor, memory_mask: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor
+        self, memory: torch.Tensor, bias: Optional[torch.Tensor], embeds: torch.Tensor, token_num: torch.Tensor
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        dec = self.decoder
         mask = token_mask(token_num, embeds)
-        hidden = dec.after_norm(dec.tail(decoder_layers(dec.decoders, embeds, mask, memory, memory_mask), mask))
-        if dec.output_layer is None:
+        x = embeds
+        for layer in self.decoders:
+            x = layer(x, mask, memory, bias)
+        hidden = self.after_norm(self.tail(x, mask))
+        if self.output_layer is None:
             return hidden, None
-        return hidden, torch.log_softmax(dec.output_layer(hidden), dim=-1)
+        return hidden, torch.log_softmax(self.output_layer(hidden), dim=-1)
 
 
 def cumulative_fires(alphas: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,10 +21,13 @@ from funasr.errors import ExportError
 from funasr.export.graph import ExportGraph
 from funasr.export.layers import (
     CifExport,
+    CrossAttentionExport,
     DecoderExport,
+    DecoderLayerExport,
     EncoderExport,
     TimestampHead,
     decoder_layers,
+    key_bias,
     token_mask,
     zero_state,
 )
@@ -58,7 +61,7 @@ class ParaformerExport(nn.Module):
         lens = speech_lengths.long()
         enc = self.encoder(speech, lens)
         embeds, token_num = self.predictor(enc, lens)
-        _, log_probs = self.decoder(enc, length_mask(lens, enc.shape[1]), embeds, token_num)
+        _, log_probs = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1])), embeds, token_num)
         return self.outputs(log_probs, enc, lens, token_num)
 
     def outputs(self, logits: torch.Tensor, enc: torch.Tensor, lens: torch.Tensor, token_num: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -78,15 +81,16 @@ class HotwordFilter(nn.Module):
 
     def __init__(self, seaco_decoder: nn.Module, nfilter: int) -> None:
         super().__init__()
-        self.decoder = seaco_decoder
+        self.decoders = decoder_layers(seaco_decoder, "decoders")
         self.nfilter = nfilter
 
     def forward(self, hotwords: torch.Tensor, hidden: torch.Tensor, token_num: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
         mask = token_mask(token_num, hidden)
-        x = decoder_layers(self.decoder.decoders[:-1], hidden, mask, hotwords, None)
-        last = self.decoder.decoders[-1]
-        x = last.self_part(x, mask)
-        probs = last.src_attn.weights(last.norm3(x), hotwords, None)  # (B, heads, N, H)
+        x = hidden
+        for layer in self.decoders[:-1]:
+            x = layer(x, mask, hotwords, None)
+        last = self.decoders[-1]
+        probs = last.src_attn.weights(last.norm3(last.self_part(x, mask)), hotwords)  # (B, heads, N, H)
         scores = (probs * mask[:, None]).sum(dim=(1, 2))  # (B, H)
         # rank of each hotword: those attended more, then equal ones earlier in the list (exactly nfilter kept)
         before = torch.arange(hotwords.shape[1], device=hotwords.device)
@@ -118,10 +122,10 @@ class SeacoParaformerExport(ParaformerExport):
         lens = speech_lengths.long()
         enc = self.encoder(speech, lens)
         embeds, token_num = self.predictor(enc, lens)
-        hidden, dec_logp = self.decoder(enc, length_mask(lens, enc.shape[1]), embeds, token_num)
+        hidden, dec_logp = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1])), embeds, token_num)
         hotwords = bias_embed.to(hidden.dtype)
         count = torch.ones_like(hotwords[0, :, 0]).sum()  # H as a tensor, so the graph follows it
-        keep_bias = self.hotword_filter(hotwords, hidden, token_num, count)
+        keep_bias = self.hotword_filter(hotwords, hidden, token_num, count)[:, None, None, :]
         cif_att, _ = self.seaco_decoder(hotwords, keep_bias, embeds, token_num)
         dec_att, _ = self.seaco_decoder(hotwords, keep_bias, hidden, token_num)
         dha_logp = torch.log_softmax(self.hotword_output_layer(cif_att + dec_att), dim=-1)
@@ -129,25 +133,40 @@ class SeacoParaformerExport(ParaformerExport):
         return self.outputs(torch.where(use_decoder, dec_logp, dha_logp), enc, lens, token_num)
 
 
-class ContextualDecoderExport(nn.Module):
+class ContextualDecoderExport(DecoderExport):
     """ContextualParaformerDecoder: the last attention layer also attends to the hotwords (``clas_scale`` 1)."""
 
     def __init__(self, decoder: nn.Module) -> None:
-        super().__init__()
-        self.decoder = decoder
+        super().__init__(decoder)
+        self.last_decoder = DecoderLayerExport(decoder.last_decoder)
+        self.bias_decoder = HotwordAttention(decoder.bias_decoder)
+        self.bias_output = decoder.bias_output
 
     def forward(
-        self, memory: torch.Tensor, memory_mask: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor, hotwords: torch.Tensor
+        self, memory: torch.Tensor, bias: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor, hotwords: torch.Tensor
     ) -> torch.Tensor:
-        dec = self.decoder
         mask = token_mask(token_num, embeds)
-        x = decoder_layers(dec.decoders, embeds, mask, memory, memory_mask)
-        last = dec.last_decoder
+        x = embeds
+        for layer in self.decoders:
+            x = layer(x, mask, memory, bias)
+        last = self.last_decoder
         x_self = last.self_part(x, mask)
-        x_src = last.src_attn(last.norm3(x_self), memory, memory_mask)
-        cx = dec.bias_decoder(x_self, hotwords)
-        x = x_self + F.linear(torch.cat([x_src, cx], dim=-1), dec.bias_output.weight[..., 0])
-        return torch.log_softmax(dec.output_layer(dec.after_norm(dec.tail(x, mask))), dim=-1)
+        x_src = last.src_attn(last.norm3(x_self), memory, bias)
+        cx = self.bias_decoder(x_self, hotwords)
+        x = x_self + F.linear(torch.cat([x_src, cx], dim=-1), self.bias_output.weight[..., 0])
+        return torch.log_softmax(self.output_layer(self.after_norm(self.tail(x, mask))), dim=-1)
+
+
+class HotwordAttention(nn.Module):
+    """ContextualBiasDecoder: LayerNorm then cross-attention over the hotword embeddings (no residual)."""
+
+    def __init__(self, bias_decoder: nn.Module) -> None:
+        super().__init__()
+        self.src_attn = CrossAttentionExport(bias_decoder.src_attn)
+        self.norm3 = bias_decoder.norm3
+
+    def forward(self, x: torch.Tensor, hotwords: torch.Tensor) -> torch.Tensor:
+        return self.src_attn(self.norm3(x), hotwords, None)
 
 
 class ContextualParaformerExport(ParaformerExport):
@@ -161,7 +180,7 @@ class ContextualParaformerExport(ParaformerExport):
         lens = speech_lengths.long()
         enc = self.encoder(speech, lens)
         embeds, token_num = self.predictor(enc, lens)
-        log_probs = self.decoder(enc, length_mask(lens, enc.shape[1]), embeds, token_num, bias_embed.to(enc.dtype))
+        log_probs = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1])), embeds, token_num, bias_embed.to(enc.dtype))
         return self.outputs(log_probs, enc, lens, token_num)
 
 

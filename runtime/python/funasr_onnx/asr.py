@@ -46,7 +46,8 @@ class Paraformer(ExportedModel):
         self.blank_id, self.sos, self.eos = conf.get("blank_id", 0), conf.get("sos", 1), conf.get("eos", 2)
         self.always_timestamps = "us_alphas" in self.net.output_names
         self.embedder = self.graph("model_eb") if "bias_embed" in self.net.input_names else None
-        self.bias_dim = self.net.session.get_inputs()[-1].shape[-1] if self.embedder is not None else None
+        shapes = {i.name: i.shape for i in self.net.session.get_inputs()}
+        self.bias_dim = shapes["bias_embed"][-1] if self.embedder is not None else None
         # Contextual Paraformer always biases (the sentinel alone by default); SeACo only with hotwords.
         self.always_bias = self.cfg.get("model") == "ContextualParaformer"
         self._hotwords: OrderedDict[tuple, Optional[np.ndarray]] = OrderedDict()

@@ -332,9 +332,32 @@ def test_tensorrt_engine_matches_pytorch(tmp_path, name):
 # ---- API and command line -----------------------------------------------------------------
 
 
-def test_unknown_type_is_an_error(tmp_path):
+def test_unknown_type_or_option_is_an_error(tmp_path):
     with pytest.raises(ExportError, match="onnx, torchscript, tensorrt"):
         auto("ct_punc_tiny").export(type="openvino", output_dir=str(tmp_path))
+    with pytest.raises(ExportError, match="quantise"):
+        auto("ct_punc_tiny").export(quantise=True, output_dir=str(tmp_path))
+    with pytest.raises(ExportError, match="weight_type"):
+        auto("ct_punc_tiny").export(quantize=True, weight_type="int4", output_dir=str(tmp_path))
+
+
+def test_funasr_export_arguments_run_unchanged(tmp_path):
+    out = auto("ct_punc_tiny").export(type="onnx", quantize=False, opset_version=14, calib_num=100, output_dir=str(tmp_path))
+    assert (Path(out) / "model.onnx").is_file()
+
+
+def test_int8_weight_type(export_root, tmp_path):
+    auto("ct_punc_tiny").export(quantize=True, weight_type="int8", output_dir=str(tmp_path))
+    weights = {
+        i.name: i.data_type for i in onnx.load(str(tmp_path / "model_quant.onnx")).graph.initializer if i.name.endswith("_quantized")
+    }
+    reference = {
+        i.name: i.data_type
+        for i in onnx.load(str(exported(export_root, "ct_punc_tiny") / "model_quant.onnx")).graph.initializer
+        if i.name.endswith("_quantized")
+    }
+    assert weights and set(weights.values()) == {onnx.TensorProto.INT8}
+    assert reference and set(reference.values()) == {onnx.TensorProto.UINT8}  # FunASR's setting, the default
 
 
 def test_export_returns_the_folder_and_defaults_to_the_model_dir(tmp_path):

@@ -33,6 +33,9 @@ GRAPHS = {
     "ContextualParaformer": "funasr.export.paraformer:hotword_graphs",
 }
 
+# FunASR's export() accepts these and does nothing with them; so do we, so its calls run unchanged.
+UNUSED_REFERENCE_OPTIONS = ("calib_num", "fallback_num")
+
 # Files a runtime reads besides the graphs (weights are not copied).
 SKIPPED_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".onnx", ".torchscript", ".plan")
 
@@ -78,6 +81,7 @@ def export_model(
     opset_version: int = 14,
     fp16: bool = True,
     device: Optional[str] = None,
+    **options: Any,
 ) -> str:
     """Export ``task``'s model; returns the folder written (default: the model directory, as FunASR does).
 
@@ -86,12 +90,16 @@ def export_model(
     ``model.plan`` engine, fp16 unless ``fp16=False``). Hotword models add ``model_eb.*``.
     ``weight_type``: how int8 files store MatMul weights, ``uint8`` (the reference's) or
     ``int8`` (several times faster MatMuls on CPUs with AVX512-VNNI / AMX; see quantize.py).
+    ``calib_num`` / ``fallback_num`` are accepted, unused, as in FunASR.
     """
     from funasr.export.onnx import export_onnx
     from funasr.export.quantize import WEIGHT_TYPES, quantize_onnx
     from funasr.export.tensorrt import build_engine, import_tensorrt
     from funasr.export.torchscript import export_torchscript
 
+    unknown = sorted(set(options) - set(UNUSED_REFERENCE_OPTIONS))
+    if unknown:
+        raise ExportError(f"unknown export option(s) {', '.join(unknown)}; see funasr.export.export_model for the options")
     if type not in TYPES:
         raise ExportError(f"unknown export type {type!r}; use one of {', '.join(TYPES)}")
     if quantize and weight_type not in WEIGHT_TYPES:

@@ -37,7 +37,10 @@ def build_engine(onnx_path: Path, engine_path: Path, graph: ExportGraph, fp16: b
     """Parse ``onnx_path``, build an engine (fp16 kernels allowed when ``fp16``) and write it to ``engine_path``."""
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
+    try:
+        builder = trt.Builder(logger)
+    except (RuntimeError, TypeError) as e:
+        raise ExportError(f"TensorRT cannot start a builder ({e}); it needs a CUDA GPU and its driver") from e
     explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)  # implied (and deprecated) in TensorRT 10
     network = builder.create_network(0 if explicit is None else 1 << int(explicit))
     parser = trt.OnnxParser(network, logger)

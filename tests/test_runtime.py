@@ -9,12 +9,11 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
 from conftest import AUDIO, PARITY, parity_cases
-from test_export import ALL_MODELS, auto, exported, model_path
+from test_export import ALL_MODELS, exported, model_path
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = REPO / "runtime" / "python"

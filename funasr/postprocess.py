@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -257,3 +258,12 @@ def sentence_postprocess(
         return " ".join(units).strip(), merged, units
     return "".join(words).strip(), [], units
 
+
+@dataclass
+class Recognition:
+    """Greedy decoding of a batch: token ids per item and, when asked, timestamp inputs."""
+
+    token_ids: list[list[int]]  # per item, blank/sos/eos removed
+    ts_alphas: Optional[list[np.ndarray]] = None  # per item, CIF weights for ts_prediction_lfr6_standard
+    ts_peaks: Optional[list[np.ndarray]] = None  # per item, the fires over those weights
+    upsample_rate: int = 1

@@ -15,8 +15,10 @@ _WRAPPERS = ("state_dict", "model_state_dict", "model")
 def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     """Read a FunASR ``model.pt`` as a flat state dict (unwrapping and de-prefixing)."""
     try:
-        # Not memory-mapped: file-backed weights can be evicted and faulted in again mid-inference.
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # memory-mapped: no second copy, and rows never read (most of a vocabulary) stay on disk
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # the legacy (non-zip) format cannot be mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist; pass init_param= or a complete model directory") from None
     except Exception as e:

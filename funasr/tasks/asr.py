@@ -3,21 +3,23 @@
 One dict per item, in FunASR's format: ``{"key", "text"}``, plus ``"timestamp"``
 (``[[start_ms, end_ms], ...]``, one per text unit) for models that always give timestamps
 (BiCif, SeACo) or when ``pred_timestamp`` / ``output_timestamp`` is set.
+
+Torch is needed only by ``decode`` and ``encode_hotwords`` (the network calls), so the
+onnxruntime runtime subclasses ``ASRTask`` and overrides those two alone.
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import OrderedDict
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
 from funasr.audio import AudioItem
 from funasr.hotword import hotword_ids, read_hotwords
-from funasr.models.paraformer.model import Recognition
-from funasr.postprocess import sentence_postprocess, ts_prediction_lfr6_standard
+from funasr.postprocess import Recognition, sentence_postprocess, ts_prediction_lfr6_standard
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +29,27 @@ HOTWORD_CACHE_SIZE = 8
 class ASRTask:
     """Runs an ASR model over audio items in batches of ``batch_size`` (sorted by length, order kept)."""
 
-    def __init__(self, model: torch.nn.Module, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
+    always_bias = False  # True where the model biases with the sentinel alone when given no hotwords
+
+    def __init__(self, model: Any, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
         self.model = model
-        model.keep_float32()
+        if hasattr(model, "keep_float32"):
+            model.keep_float32()
         self.frontend = frontend
         self.tokenizer = tokenizer
         self.cfg = cfg
-        self._hotwords: OrderedDict[tuple, Optional[torch.Tensor]] = OrderedDict()
+        self._hotwords: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
-    def device(self) -> torch.device:
-        """Where the model's weights are."""
-        return next(self.model.parameters()).device
+    def always_timestamps(self) -> bool:
+        """Whether every result carries timestamps (BiCif, SeACo)."""
+        return bool(self.model.always_timestamps)
+
+    @property
+    def takes_hotwords(self) -> bool:
+        """Whether the model can be biased with hotwords (SeACo, Contextual)."""
+        return hasattr(self.model, "encode_hotwords")
 
     def __call__(self, items: list[AudioItem], **kwargs: Any) -> list[dict]:
         """Recognise ``items``; kwargs: ``batch_size``, ``hotword``, ``pred_timestamp``/``output_timestamp``, ``clas_scale``.
@@ -57,13 +68,11 @@ class ASRTask:
                 results[i] = result
         return results  # type: ignore[return-value]
 
-    def recognize(
-        self, items: list[AudioItem], bias: Optional[torch.Tensor], timestamps: bool, options: dict[str, Any]
-    ) -> list[dict]:
+    def recognize(self, items: list[AudioItem], bias: Any, timestamps: bool, options: dict[str, Any]) -> list[dict]:
         """One batch: features, model, text (and timestamps). Items with no frames give empty text."""
-        with_ts = timestamps or self.model.always_timestamps
+        with_ts = timestamps or self.always_timestamps
         results = [self.empty(item.key, with_ts) for item in items]
-        per_item = [self.features(item.waveform) for item in items]
+        per_item = [self.frontend.extract(item.waveform) for item in items]
         live = [i for i, f in enumerate(per_item) if len(f)]
         if not live:
             return results
@@ -71,21 +80,27 @@ class ASRTask:
         feats = np.zeros((len(live), int(lens.max()), per_item[live[0]].shape[1]), dtype=np.float32)
         for j, i in enumerate(live):
             feats[j, : lens[j]] = per_item[i]
-        with torch.inference_mode():
-            rec = self.model.recognize(
-                torch.from_numpy(feats).to(self.device),
-                torch.from_numpy(lens).to(self.device),
-                bias=bias,
-                timestamps=timestamps,
-                **options,
-            )
+        rec = self.decode(feats, lens, bias, timestamps, options)
         for j, i in enumerate(live):
             results[i] = self.result(items[i].key, rec, j, with_ts)
         return results
 
-    def features(self, waveform: np.ndarray) -> np.ndarray:
-        """(T, D) features of one waveform; audio shorter than one 25 ms frame may give none."""
-        return self.frontend.extract(waveform)
+    def decode(self, feats: np.ndarray, lens: np.ndarray, bias: Any, timestamps: bool, options: dict[str, Any]) -> Recognition:
+        """The network: padded features (B, T, D) and lengths (B,) -> greedy tokens (and timestamp inputs)."""
+        import torch
+
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            return self.model.recognize(
+                torch.from_numpy(feats).to(device), torch.from_numpy(lens).to(device), bias=bias, timestamps=timestamps, **options
+            )
+
+    def encode_hotwords(self, hotwords: list[list[int]]) -> Any:
+        """The network's hotword encoder: token id lists -> the bias the decoder takes."""
+        import torch
+
+        with torch.inference_mode():
+            return self.model.encode_hotwords(hotwords)
 
     @staticmethod
     def empty(key: str, with_ts: bool) -> dict:
@@ -101,33 +116,37 @@ class ASRTask:
         text, stamps, _ = sentence_postprocess(tokens, stamps)
         return {"key": key, "text": text, "timestamp": stamps}
 
-    def hotword_bias(self, hotword: Any) -> Optional[torch.Tensor]:
+    def hotword_bias(self, hotword: Any) -> Any:
         """Encoded hotwords for the model (None: no biasing), cached per hotword argument."""
-        if hotword is None or not hasattr(self.model, "encode_hotwords"):
+        if not self.takes_hotwords:
             if hotword is not None:
                 log.debug("%s takes no hotwords; ignoring hotword=%r", type(self.model).__name__, hotword)
             return None
-        key = self._cache_key(hotword)
-        if key in self._hotwords:
-            self._hotwords.move_to_end(key)
-            return self._hotwords[key]
+        if hotword is None and not self.always_bias:
+            return None
+        key = _cache_key(hotword)
+        with self._lock:
+            if key in self._hotwords:
+                self._hotwords.move_to_end(key)
+                return self._hotwords[key]
         words = read_hotwords(hotword)
+        sos = int((self.cfg.get("model_conf") or {}).get("sos", 1))
         bias = None
         if words:
-            ids = hotword_ids(words, self.tokenizer, sos=self.model.sos)
-            with torch.inference_mode():
-                bias = self.model.encode_hotwords(ids)
+            bias = self.encode_hotwords(hotword_ids(words, self.tokenizer, sos=sos))
             log.info("hotwords: %s", words)
-        self._hotwords[key] = bias
-        if len(self._hotwords) > HOTWORD_CACHE_SIZE:
-            self._hotwords.popitem(last=False)
+        elif self.always_bias:
+            bias = self.encode_hotwords([[sos]])
+        with self._lock:
+            self._hotwords[key] = bias
+            if len(self._hotwords) > HOTWORD_CACHE_SIZE:
+                self._hotwords.popitem(last=False)
         return bias
 
-    @staticmethod
-    def _cache_key(hotword: Any) -> tuple:
-        """Cache key: the argument itself, plus the file's modification time for a local file."""
-        if isinstance(hotword, str):
-            mtime = os.path.getmtime(hotword) if hotword.endswith(".txt") and os.path.isfile(hotword) else None
-            return (hotword, mtime)
-        return ("list", tuple(hotword))
 
+def _cache_key(hotword: Any) -> tuple:
+    """Cache key: the argument itself, plus the file's modification time for a local file."""
+    if isinstance(hotword, str):
+        mtime = os.path.getmtime(hotword) if hotword.endswith(".txt") and os.path.isfile(hotword) else None
+        return (hotword, mtime)
+    return ("list", None if hotword is None else tuple(hotword))

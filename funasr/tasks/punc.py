@@ -1,15 +1,18 @@
-"""Punctuation task: texts in, ``{"key", "text", "punc_array"}`` out (FunASR's CT-Transformer output)."""
+"""Punctuation task: texts in, ``{"key", "text", "punc_array"}`` out (FunASR's CT-Transformer output).
+
+Torch is needed only by ``predict`` (the network call), so the onnxruntime runtime subclasses
+``PuncTask`` and overrides that method alone.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from funasr.errors import ConfigError
-from funasr.models.ct_transformer import text as rules
 from funasr.audio import TextItem
+from funasr.models.ct_transformer import text as rules
 
 
 class PuncTask:
@@ -19,6 +22,11 @@ class PuncTask:
         self.model = model
         self.tokenizer = tokenizer
         self.cfg = cfg
+        conf = cfg.get("model_conf") or {}
+        if "punc_list" not in conf:
+            raise ConfigError(f"{cfg.get('model_dir', 'the model')}/config.yaml lacks model_conf.punc_list")
+        self.punc_list = list(conf["punc_list"])
+        self.sentence_end_id = int(conf.get("sentence_end_id", 3))
         self.jieba = None
         user_dict = cfg.get("jieba_usr_dict")
         if user_dict:
@@ -36,17 +44,18 @@ class PuncTask:
         if not words:
             return {"key": item.key, "text": "", "punc_array": []}
         ids = self.tokenizer.tokens2ids(words)
-        windows = rules.punctuate_words(
-            words, ids, self._predict, self.model.punc_list, split_size, self.model.sentence_end_id
-        )
-        text, punc_array = rules.assemble(windows, self.model.punc_list, self.model.sentence_end_id)
+        windows = rules.punctuate_words(words, ids, self.predict, self.punc_list, split_size, self.sentence_end_id)
+        text, punc_array = rules.assemble(windows, self.punc_list, self.sentence_end_id)
         if self.jieba is not None:
             punc_array = rules.expand_to_chars(words, punc_array)
         return {"key": item.key, "text": text, "punc_array": punc_array}
 
-    @torch.inference_mode()
-    def _predict(self, ids: np.ndarray) -> np.ndarray:
+    def predict(self, ids: np.ndarray) -> np.ndarray:
+        """Punctuation class per token id (L,) -> (L,)."""
+        import torch
+
         device = next(self.model.parameters()).device
-        x = torch.from_numpy(ids).to(device)[None]  # (1, L)
-        lens = torch.tensor([len(ids)], device=device)
-        return self.model(x, lens)[0].argmax(-1).cpu().numpy()
+        with torch.inference_mode():
+            x = torch.from_numpy(ids).to(device)[None]  # (1, L)
+            lens = torch.tensor([len(ids)], device=device)
+            return self.model(x, lens)[0].argmax(-1).cpu().numpy()

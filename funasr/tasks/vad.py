@@ -1,11 +1,14 @@
-"""VAD task: waveforms in, FunASR's ``{"key", "value": [[beg_ms, end_ms], ...]}`` out (offline and streaming)."""
+"""VAD task: waveforms in, FunASR's ``{"key", "value": [[beg_ms, end_ms], ...]}`` out (offline and streaming).
+
+Torch is needed only by ``silence_prob`` (the network call), so the onnxruntime runtime subclasses
+``VADTask`` and overrides that method alone.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
 from funasr.audio import AudioItem
 from funasr.errors import FunASRError
@@ -77,16 +80,18 @@ class VADTask:
             state.clear()
         return out
 
-    @torch.inference_mode()
     def silence_prob(self, feats: np.ndarray, state: dict) -> np.ndarray:
         """Silence posterior per frame (T,) for the next features (T, D), carrying the FSMN cache in ``state``."""
+        import torch
+
         if not len(feats):
             return np.zeros(0, dtype=np.float64)
         param = next(self.model.parameters())
         x = torch.from_numpy(feats)[None].to(device=param.device, dtype=param.dtype)
         ids = list(self.options.sil_pdf_ids)
         p_sil = []
-        for i in range(0, x.shape[1], NET_BLOCK_FRAMES):
-            scores, state["fsmn"] = self.model(x[:, i : i + NET_BLOCK_FRAMES], state["fsmn"])  # (1, T', 248)
-            p_sil.append(scores[0, :, ids].double().sum(-1))
+        with torch.inference_mode():
+            for i in range(0, x.shape[1], NET_BLOCK_FRAMES):
+                scores, state["fsmn"] = self.model(x[:, i : i + NET_BLOCK_FRAMES], state["fsmn"])  # (1, T', 248)
+                p_sil.append(scores[0, :, ids].double().sum(-1))
         return torch.cat(p_sil).cpu().numpy()

@@ -5,7 +5,6 @@ The models expose tensor methods only; :class:`funasr.tasks.asr.ASRTask` turns t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
 import numpy as np
@@ -15,17 +14,7 @@ from torch import nn
 from funasr import registry
 from funasr.errors import ConfigError
 from funasr.models.paraformer.cif_predictor import CifOutput, CifPredictorV3
-from funasr.postprocess import integrate_and_fire
-
-
-@dataclass
-class Recognition:
-    """Greedy decoding of a batch: token ids per item and, when asked, timestamp inputs."""
-
-    token_ids: list[list[int]]  # per item, blank/sos/eos removed
-    ts_alphas: Optional[list[np.ndarray]] = None  # per item, CIF weights for ts_prediction_lfr6_standard
-    ts_peaks: Optional[list[np.ndarray]] = None  # per item, the fires over those weights
-    upsample_rate: int = 1
+from funasr.postprocess import Recognition, integrate_and_fire
 
 
 def build_parts(cfg: dict[str, Any], input_size: Optional[int], vocab_size: Optional[int]) -> dict[str, nn.Module]:

@@ -30,24 +30,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml  # noqa: E402
 
-from common import SPEC_CONFIGS, best_time, long_recording, random_model_dir, side_by_side, table  # noqa: E402
+from common import (  # noqa: E402
+    SPEC_CONFIGS,
+    best_time,
+    long_recording,
+    random_model_dir,
+    reset_peak_rss,
+    rss_mb,
+    side_by_side,
+    table,
+)
 
 REFERENCE_RTF = {1: 0.097, 2: 0.059}  # FunASR 1.4.16, Paraformer-large, one 8 s utterance, CPU
 TOKENS_PER_SECOND = 4.0
 LFR_FRAMES_PER_SECOND = 100 / 6
-
-
-def rss_mb(field: str) -> float:
-    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def reset_peak_rss() -> None:
-    """Restart the kernel's peak-RSS (VmHWM) count for this process."""
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def build_model(out: Path) -> Path:

@@ -101,3 +101,16 @@ def side_by_side(python: str, ours: bool, *args: object) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{python} side_by_side.py failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def rss_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def reset_peak_rss() -> None:
+    """Restart the kernel's peak-RSS (VmHWM) count for this process."""
+    Path("/proc/self/clear_refs").write_text("5")

@@ -19,22 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import ROOT, best_time, long_recording, table  # noqa: E402
+from common import ROOT, best_time, long_recording, reset_peak_rss, rss_mb, table  # noqa: E402
 
 MODEL = ROOT / "funasr" / "assets" / "fsmn-vad"
-
-
-def rss_mb(field: str) -> float:
-    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def reset_peak_rss() -> None:
-    """Restart the kernel's peak-RSS (VmHWM) count for this process."""
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def worker(seconds: float, threads: int, repeat: int) -> dict:

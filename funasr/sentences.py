@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Iterable, Optional
 
 PUNC_MARKS = ("，", "。", "？", "、")  # punc ids 2..5
 _TAG = re.compile(r"<\|[^|]*\|>")
@@ -12,15 +12,19 @@ def _is_cjk(ch: str) -> bool:
     return "\u3400" <= ch <= "\u9fff"
 
 
-def join_vad_texts(texts: list[str]) -> str:
-    """Join segment texts for punctuation: no space between two CJK neighbours, else one space."""
-    parts = [t for t in (_TAG.sub("", t).strip() for t in texts) if t]
+def join_units(units: Iterable[str]) -> str:
+    """Join pieces of text: nothing between two CJK neighbours, one space elsewhere."""
     out = ""
-    for part in parts:
-        if out and not (_is_cjk(out[-1]) and _is_cjk(part[0])):
+    for unit in units:
+        if out and not (_is_cjk(out[-1]) and _is_cjk(unit[0])):
             out += " "
-        out += part
+        out += unit
     return out
+
+
+def join_vad_texts(texts: list[str]) -> str:
+    """Join segment texts for punctuation (``<|tag|>`` markers and blank segments dropped)."""
+    return join_units(t for t in (_TAG.sub("", t).strip() for t in texts) if t)
 
 
 def _starts_ascii_letter(word: str) -> bool:

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable, Optional, TextIO, Union
 
+from funasr.sentences import join_units
+
 log = logging.getLogger(__name__)
 
 FORMATS = ("json", "srt", "txt")
@@ -45,20 +47,6 @@ def _trim_punctuation(unit: str) -> str:
     while j > i and unicodedata.category(unit[j - 1]).startswith("P"):
         j -= 1
     return unit[i:j]
-
-
-def join_units(units: Iterable[str]) -> str:
-    """Join units as text: nothing between two CJK characters, a space elsewhere."""
-    out = ""
-    for unit in units:
-        if out and not (_is_cjk(out[-1]) and _is_cjk(unit[0])):
-            out += " "
-        out += unit
-    return out
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff"
 
 
 def _plain(value: Any) -> Any:

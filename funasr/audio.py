@@ -9,7 +9,7 @@ import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import soundfile as sf
@@ -269,3 +269,43 @@ def text_sources(data: Any) -> tuple[list[TextItem], bool]:
                 items.append(TextItem(parts[0], parts[1] if len(parts) > 1 else ""))
         return items, False
     return [TextItem(content_key(text.encode("utf-8")), text)], True
+
+
+# libsndfile subtypes whose reads from any offset give exactly the samples of a full decode
+_SEEKABLE_SUBTYPES = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32")
+
+
+@dataclass
+class Recording:
+    """Audio of one input: samples in memory, or a 16 kHz PCM file read piece by piece."""
+
+    key: str
+    length: int  # samples at 16 kHz
+    waveform: Optional[np.ndarray] = None
+    path: Optional[str] = None
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` (16 kHz, mono float32)."""
+        if self.waveform is not None:
+            return self.waveform[start:stop]
+        samples, _ = sf.read(self.path, start=start, stop=min(stop, self.length), dtype="float32", always_2d=True)
+        return np.ascontiguousarray(samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0])
+
+    def blocks(self, size: int) -> Iterator[tuple[np.ndarray, bool]]:
+        """Consecutive pieces of ``size`` samples, each with a flag marking the last."""
+        for start in range(0, self.length, size):
+            yield self.read(start, start + size), start + size >= self.length
+
+
+def open_recording(source: Source, fs: int = SAMPLE_RATE) -> Recording:
+    """A local 16 kHz PCM file stays on disk (long recordings need no memory); anything else is decoded."""
+    value = source.value
+    if isinstance(value, (str, Path)) and not is_url(str(value)) and Path(value).is_file():
+        try:
+            info = sf.info(str(value))
+        except (sf.LibsndfileError, RuntimeError):
+            info = None
+        if info is not None and info.samplerate == SAMPLE_RATE and info.frames > 0 and info.subtype in _SEEKABLE_SUBTYPES:
+            return Recording(source.key, int(info.frames), path=str(value))
+    waveform = decode_source(source, fs)
+    return Recording(source.key, len(waveform), waveform=waveform)

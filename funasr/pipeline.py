@@ -7,13 +7,15 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
-from funasr.audio import AudioItem, TextItem, collect_sources, load_item
+from funasr.audio import AudioItem, Recording, TextItem, collect_sources, open_recording
+from funasr.errors import FunASRError
 from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
 
 log = logging.getLogger(__name__)
 
 Task = Callable[..., list]  # task(items, **kwargs) -> list[dict]
 MS = 16  # samples per millisecond at 16 kHz
+VAD_BLOCK = 16000 * 60 * 10  # samples of a file on disk read at a time for VAD (10 minutes)
 
 
 def merge_segments(segments: list[list[int]], max_ms: float) -> list[list[int]]:
@@ -57,19 +59,20 @@ class Pipeline:
         sources, single = collect_sources(data)
         results = []
         for source in tqdm(sources, desc="inputs", disable=self.disable_pbar or len(sources) < 2, leave=False):
-            item = load_item(source, fs)
-            if item.error is not None:
+            try:
+                recording = open_recording(source, fs)
+            except FunASRError as e:
                 if single:
-                    raise item.error
-                log.warning("skipping %s: %s", item.key, item.error)
-                results.append({"key": item.key, "error": str(item.error)})
+                    raise
+                log.warning("skipping %s: %s", source.key, e)
+                results.append({"key": source.key, "error": str(e)})
                 continue
-            results.append(self.transcribe(item, **kwargs))
+            results.append(self.transcribe(recording, **kwargs))
         return results
 
     def transcribe(
         self,
-        item: AudioItem,
+        item: Recording,
         batch_size_s: float = 300,
         batch_size_threshold_s: float = 60,
         merge_vad: bool = False,
@@ -78,8 +81,8 @@ class Pipeline:
         return_raw_text: bool = False,
         **kwargs: Any,
     ) -> dict:
-        """One waveform through the whole chain."""
-        segments = self.vad([item], **kwargs)[0]["value"]
+        """One recording through the whole chain."""
+        segments = self._segments(item, **kwargs)
         if merge_vad:
             segments = merge_segments(segments, 1000 * (merge_length_s or self.merge_length_s))
         seg_results = self._recognize(item, segments, batch_size_s, batch_size_threshold_s, **kwargs)
@@ -106,17 +109,28 @@ class Pipeline:
                 result["sentence_info"] = sentences_from_segments(segments, texts, stamps if has_stamps else None)
         return result
 
-    def _recognize(self, item: AudioItem, segments: list[list[int]], batch_size_s: float,
+    def _segments(self, item: Recording, **kwargs: Any) -> list[list[int]]:
+        """VAD over the recording; a file on disk is fed in blocks through one VAD state (same segments)."""
+        if item.waveform is not None:
+            return self.vad([AudioItem(item.key, item.waveform)], **kwargs)[0]["value"]
+        state: dict = {}
+        segments: list[list[int]] = []
+        for block, last in item.blocks(VAD_BLOCK):
+            out = self.vad([AudioItem(item.key, block)], **{**kwargs, "cache": state, "is_final": last,
+                                                            "is_streaming_input": False})
+            segments.extend(out[0]["value"])
+        return segments
+
+    def _recognize(self, item: Recording, segments: list[list[int]], batch_size_s: float,
                    batch_size_threshold_s: float, **kwargs: Any) -> list[dict]:
         """ASR on every segment, batched by length; results in segment order."""
-        wave = item.waveform
         durations = [int(e) - int(s) for s, e in segments]
         budget = max(1000 * batch_size_s, min(durations, default=1), 1)
         out: list[dict] = [{}] * len(segments)
         batches = list(pack_batches(durations, budget, 1000 * batch_size_threshold_s))
         show = not self.disable_pbar and len(batches) > 1
         for batch in tqdm(batches, desc=f"{item.key} segments", disable=not show, leave=False):
-            pieces = {i: wave[int(segments[i][0] * MS) : min(int(segments[i][1] * MS), len(wave))] for i in batch}
+            pieces = {i: item.read(int(segments[i][0] * MS), min(int(segments[i][1] * MS), item.length)) for i in batch}
             batch = [i for i in batch if len(pieces[i])]  # a segment past the end of the audio has nothing to say
             seg_items = [AudioItem(item.key, np.ascontiguousarray(pieces[i])) for i in batch]
             for i, res in zip(batch, self.asr(seg_items, **kwargs) if seg_items else []):

@@ -88,3 +88,25 @@ def test_output_dir_writes_kaldi_files(bicif_chain, tmp_path):
     bicif_chain.generate(input=str(AUDIO / "example.wav"), output_dir=str(tmp_path))
     line = (tmp_path / "1best_recog" / "text").read_text(encoding="utf-8").strip()
     assert line.startswith("example ")
+
+
+@pytest.mark.parametrize("block_s", [3, 7.5, 600])
+def test_file_read_in_blocks_equals_audio_in_memory(bicif_chain, monkeypatch, block_s):
+    import funasr.pipeline
+
+    wav = AUDIO / "pub_concat.wav"
+    in_memory = bicif_chain.generate(input=sf.read(wav, dtype="float32")[0], sentence_timestamp=True)[0]
+    monkeypatch.setattr(funasr.pipeline, "VAD_BLOCK", int(16000 * block_s))
+    from_disk = bicif_chain.generate(input=str(wav), sentence_timestamp=True)[0]
+    assert from_disk.pop("key") == "pub_concat"
+    in_memory.pop("key")
+    assert from_disk == in_memory
+
+
+def test_long_file_stays_on_disk():
+    from funasr.audio import Source, open_recording
+
+    recording = open_recording(Source("pub_concat", str(AUDIO / "pub_concat.wav")))
+    assert recording.waveform is None and recording.length == sf.info(AUDIO / "pub_concat.wav").frames
+    full = sf.read(AUDIO / "pub_concat.wav", dtype="float32")[0]
+    np.testing.assert_array_equal(recording.read(12345, 67890), full[12345:67890])

@@ -13,13 +13,14 @@ import pytest
 import soundfile as sf
 
 from conftest import AUDIO, PARITY, parity_cases
-from test_export import ALL_MODELS, exported, model_path
+from test_export import ALL_MODELS, auto, exported, model_path
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = REPO / "runtime" / "python"
 sys.path.insert(0, str(RUNTIME))
 
 import funasr_onnx  # noqa: E402
+from funasr_onnx.int8 import cpu_has_vnni, session_source, signed_weights  # noqa: E402
 from funasr.auto_model import AutoModel  # noqa: E402
 from funasr.errors import ModelNotFoundError  # noqa: E402
 
@@ -161,6 +162,42 @@ def test_int8_chain_runs(export_dirs):
     (out,) = model.generate(str(AUDIO / "pub_concat.wav"), sentence_timestamp=True, return_raw_text=True)
     assert out["key"] == "pub_concat" and out["text"] and out["sentence_info"]
     assert len(out["timestamp"]) == len(out["raw_text"].split())
+
+
+@pytest.mark.parametrize("name", ["bicif_paraformer_tiny", "ct_punc_tiny"])
+def test_int8_graphs_run_with_signed_weights_and_the_same_outputs(export_dirs, name):
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    path = Path(export_dirs[name]) / "model_quant.onnx"
+    model = onnx.load(str(path))
+    assert signed_weights(model) == sum(n.op_type == "MatMulInteger" for n in model.graph.node) > 0
+    weights = {t.name: t.data_type for t in model.graph.initializer}
+    assert all(weights[n.input[1]] == weights[n.input[3]] == onnx.TensorProto.INT8 for n in model.graph.node if n.op_type == "MatMulInteger")
+    if name.startswith("ct_punc"):
+        feed = {"inputs": np.arange(1, 24, dtype=np.int32)[None], "text_lengths": np.array([23], dtype=np.int32)}
+    else:
+        feats, lens = auto(name).model.frontend([sf.read(AUDIO / "example.wav", dtype="float32")[0]])
+        feed = {"speech": feats, "speech_lengths": lens.astype(np.int32)}
+    original = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
+    signed = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    if cpu_has_vnni():  # u8 x s8 products add up in 32 bits: the very same numbers
+        assert all(np.array_equal(a, b) for a, b in zip(original, signed))
+        assert isinstance(session_source(path, on_cpu=True), bytes)
+    else:  # elsewhere they may saturate: the runtime keeps the file as it is
+        assert session_source(path, on_cpu=True) == str(path)
+    assert session_source(path, on_cpu=False) == str(path)
+
+
+def test_vnni_is_read_from_the_cpu_flags(tmp_path):
+    import platform
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    new.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert not cpu_has_vnni(old) and not cpu_has_vnni(tmp_path / "missing")
+    assert cpu_has_vnni(new) == (platform.machine().lower() in ("x86_64", "amd64"))
 
 
 def test_same_results_from_several_threads(export_dirs):

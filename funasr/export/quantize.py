@@ -1,10 +1,11 @@
 """int8 dynamic quantisation of an exported ONNX graph with the reference's settings.
 
 The reference stores MatMul weights as uint8 (``weight_type="uint8"``, the default here).
-onnxruntime's fast int8 kernels (AVX512-VNNI, AMX, ARM dot-product) multiply uint8
-activations by *int8* weights; with uint8 weights it falls back to slower kernels, so
-``weight_type="int8"`` runs the MatMuls several times faster on such CPUs. Older x86 CPUs
-without VNNI may saturate with int8 weights (onnxruntime's quantisation notes).
+onnxruntime's fast int8 kernels (AVX512-VNNI, AMX) multiply uint8 activations by *int8*
+weights; ``funasr_onnx`` shifts uint8 weights to int8 when it loads such a file on these CPUs
+(exact, see runtime/python/funasr_onnx/int8.py), and ``weight_type="int8"`` writes int8 weights
+for other runtimes. Older x86 CPUs without VNNI may saturate with int8 weights (onnxruntime's
+quantisation notes).
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import onnxruntime as ort
 from funasr.config import resolve_model_dir
 from funasr.errors import ModelNotFoundError
 from funasr.hub import resolve_model
+from funasr_onnx.int8 import session_source
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,8 @@ class SessionConfig:
     """How graphs are run: int8 files or not, threads, device, or your own ``onnxruntime.SessionOptions``.
 
     ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (needs onnxruntime-gpu; falls back to
-    the CPU with a warning). ``session_options``, when given, is used as is (its thread
+    the CPU with a warning). ``quantize`` on a CPU with VNNI / AMX runs FunASR's uint8
+    weights as int8, with the same results (int8.py). ``session_options``, when given, is used as is (its thread
     settings win over ``intra_op_num_threads`` / ``inter_op_num_threads``).
     """
 
@@ -58,7 +60,9 @@ class Graph:
 
     def __init__(self, path: Path, config: SessionConfig) -> None:
         self.path = path
-        self.session = ort.InferenceSession(str(path), sess_options=config.options(), providers=config.providers())
+        providers = config.providers()
+        source = session_source(path, on_cpu=providers == ["CPUExecutionProvider"]) if config.quantize else str(path)
+        self.session = ort.InferenceSession(source, sess_options=config.options(), providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

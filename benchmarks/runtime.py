@@ -13,8 +13,12 @@ them). Each engine and thread count runs in a fresh process.
 - pipeline: ``generate(recording, batch_size_s=300)`` with VAD and punctuation on a
   ``--minutes`` recording made of the fixture clips with gaps; one timed run.
 
+With ``--reference-python PATH`` (an interpreter with FunASR's ``funasr-onnx`` package) a second
+table runs FunASR's own onnxruntime ``Paraformer`` on the same exported folder and 8 s clip.
+
     python benchmarks/runtime.py
     python benchmarks/runtime.py --threads 2 --minutes 3 --engines onnx-int8
+    python benchmarks/runtime.py --reference-python /path/to/venv/bin/python
 """
 from __future__ import annotations
 
@@ -29,7 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import ROOT, SPEC_CONFIGS, best_time, long_recording, random_model_dir, table, write_recording  # noqa: E402
+from common import (  # noqa: E402
+    ROOT, SPEC_CONFIGS, best_time, long_recording, random_model_dir, side_by_side, table, write_recording,
+)
 
 RUNTIME = ROOT / "runtime" / "python"
 ENGINES = ("pytorch", "onnx-fp32", "onnx-int8", "onnx-int8-s8")
@@ -56,10 +62,12 @@ def worker(engine: str, threads: int, models: dict[str, str], recording: str, re
                                       intra_op_num_threads=threads, quantize=engine != "onnx-fp32", disable_pbar=True)
     clip = [AudioItem("clip", long_recording(CLIP_SECONDS, seed=1))]
     clip_rtf = best_time(lambda: chain.model(clip), repeat) / CLIP_SECONDS
+    clip_text = chain.model(clip)[0]["text"]
     start = time.perf_counter()
     (result,) = chain.generate(recording, batch_size_s=300)
     wall = time.perf_counter() - start
-    return {"clip_rtf": clip_rtf, "wall": wall, "audio": sf.info(recording).duration, "chars": len(result["text"])}
+    return {"clip_rtf": clip_rtf, "clip_text": clip_text, "wall": wall, "audio": sf.info(recording).duration,
+            "chars": len(result["text"])}
 
 
 def run_worker(engine: str, threads: int, models: dict[str, str], recording: Path, repeat: int) -> dict:
@@ -105,6 +113,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the pipeline recording")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of the 8 s clip (best kept)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/funasr-bench-runtime"))
+    parser.add_argument("--reference-python", help="interpreter with FunASR's funasr-onnx: adds a side-by-side table")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -132,6 +141,27 @@ def main() -> None:
     print("Paraformer-large (random weights, 220 M parameters), CPU")
     print(table(rows, ["engine", "threads", "8 s clip RTF", "vs pytorch", f"{args.minutes:g} min pipeline RTF",
                        "vs pytorch", "output chars"]))
+    if args.reference_python:
+        print("\nSide by side with FunASR's funasr_onnx on the same folder (FunASR's uint8 model_quant.onnx), 8 s clip:")
+        print(compare_with_reference(results, folders["uint8"]["asr"], args))
+
+
+def compare_with_reference(results: dict, folder: str, args: argparse.Namespace) -> str:
+    """RTF of FunASR's funasr_onnx ``Paraformer`` on the 8 s clip next to ours, per precision and thread count."""
+    import soundfile as sf
+
+    wav = args.work / "clip_8s.wav"
+    sf.write(wav, long_recording(CLIP_SECONDS, seed=1), 16000)
+    rows = []
+    for (engine, threads), ours in results.items():
+        if engine not in ("onnx-fp32", "onnx-int8"):
+            continue
+        precision = engine.split("-")[1]
+        ref = side_by_side(args.reference_python, False, "onnx", folder, wav, threads, args.repeat, precision)
+        ref_rtf = ref["wall"] / CLIP_SECONDS
+        rows.append([precision, threads, f"{ours['clip_rtf']:.4f}", f"{ref_rtf:.4f}", f"{ref_rtf / ours['clip_rtf']:.2f}x",
+                     f"{len(ours['clip_text'].replace(' ', ''))} / {len(ref['text'].replace(' ', ''))}"])
+    return table(rows, ["precision", "threads", "funasr_onnx (ours) RTF", "FunASR funasr_onnx RTF", "speed-up", "chars (ours / FunASR)"])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ see this repository on its path: it has our import name).
 
     python benchmarks/side_by_side.py asr MODEL_DIR WAV THREADS REPEAT
     python benchmarks/side_by_side.py pipeline ASR_DIR VAD_DIR PUNC_DIR WAV THREADS
+    python benchmarks/side_by_side.py onnx EXPORTED_DIR WAV THREADS REPEAT fp32|int8
+
+"onnx" runs FunASR's own onnxruntime package (pip ``funasr-onnx``, import name ``funasr_onnx``)
+on a folder written by ``funasr-export``: reference interpreter only.
 """
 import json
 import resource
@@ -12,25 +16,41 @@ import sys
 import time
 
 
+def best_of(call, repeat: int):
+    """(shortest wall time of ``repeat`` calls after a warm-up, last result)."""
+    res = call()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        res = call()
+        times.append(time.perf_counter() - start)
+    return min(times), res
+
+
 def main() -> None:
     """Run the measurement named by argv[1]."""
     import soundfile as sf
+
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "onnx":
+        from funasr_onnx import Paraformer
+
+        model_dir, wav, threads, repeat, precision = args
+        model = Paraformer(model_dir, quantize=precision == "int8", intra_op_num_threads=int(threads))
+        wall, res = best_of(lambda: model(wav), int(repeat))
+        preds = res[0]["preds"]  # text, or (text, tokens)
+        text = preds[0] if isinstance(preds, (list, tuple)) else preds
+        print(json.dumps({"wall": wall, "audio": sf.info(wav).duration, "text": text}, ensure_ascii=False))
+        return
     import torch
     from funasr import AutoModel
 
-    mode, args = sys.argv[1], sys.argv[2:]
     common = {"device": "cpu", "disable_update": True, "disable_pbar": True, "disable_log": True}
     if mode == "asr":
         model_dir, wav, threads, repeat = args
         torch.set_num_threads(int(threads))
         model = AutoModel(model=model_dir, ncpu=int(threads), **common)
-        model.generate(input=wav)
-        times, res = [], None
-        for _ in range(int(repeat)):
-            start = time.perf_counter()
-            res = model.generate(input=wav)
-            times.append(time.perf_counter() - start)
-        wall = min(times)
+        wall, res = best_of(lambda: model.generate(input=wav), int(repeat))
     else:
         asr, vad, punc, wav, threads = args
         torch.set_num_threads(int(threads))

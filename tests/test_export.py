@@ -303,6 +303,54 @@ def test_tensorrt_profiles_cover_every_dynamic_input(name):
             assert shapes[graph.input_names[0]][2][:2] >= (16, 256)  # batches and long inputs
 
 
+def graph_feeds(name: str) -> dict[str, dict[str, np.ndarray]]:
+    """Inputs for each graph of ``name``: real speech (with hotwords), random VAD features, random punctuation ids."""
+    if name == "fsmn-vad":
+        feats = np.random.default_rng(0).standard_normal((1, 250, 400)).astype(np.float32)
+        return {"model": {"speech": feats, **{f"in_cache{i}": np.zeros((1, 128, 19, 1), np.float32) for i in range(4)}}}
+    if name in PUNC_MODELS:
+        ids = np.random.default_rng(1).integers(1, auto(name).model.model.embed.num_embeddings, (2, 37)).astype(np.int32)
+        return {"model": {"inputs": ids, "text_lengths": np.array([37, 11], np.int32)}}
+    words = ["今天", "朋友电话", "a"]
+    feats, lens = speech_batch(name)
+    feeds = {"model": onnx_feed(name, feats, lens, hotword_rows(name, words) if name in HOTWORD_MODELS else None)}
+    if name in HOTWORD_MODELS:
+        task = auto(name).model
+        ids = hotword_ids(words, task.tokenizer, sos=task.model.sos)
+        feeds["model_eb"] = {"hotword": np.array([h + [0] * (10 - len(h)) for h in ids], np.int32)}
+    return feeds
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_fp16_graphs_for_tensorrt_follow_the_float32_graphs(export_root, tmp_path, name):
+    from funasr.export.onnx import export_onnx
+
+    folder, feeds = exported(export_root, name), graph_feeds(name)
+    for graph in model_graphs(auto(name).model, torch.float16):
+        full = folder / f"{graph.name}.onnx"
+        with torch.no_grad():
+            half = export_onnx(graph, tmp_path / f"{graph.name}_fp16.onnx")
+        assert _io_types(half) == _io_types(full)  # float32 in and out, as the runtimes feed them
+        weights = {t.data_type for t in onnx.load(str(half)).graph.initializer if np.prod(t.dims) >= 4096}
+        assert onnx.TensorProto.FLOAT16 in weights
+        want = ort.InferenceSession(str(full)).run(None, feeds[graph.name])
+        got = ort.InferenceSession(str(half)).run(None, feeds[graph.name])
+        for out, a, b in zip(graph.output_names, want, got):
+            assert a.dtype == b.dtype and a.shape == b.shape, out
+            if a.dtype.kind in "iu":
+                np.testing.assert_array_equal(a, b, err_msg=out)  # token counts: the CIF runs in float32
+            else:
+                assert cosine(a, b) >= 0.999, out
+        if graph.output_names[:2] == ["logits", "token_num"]:
+            agree = [(want[0][i, :n].argmax(-1) == got[0][i, :n].argmax(-1)).mean() for i, n in enumerate(want[1])]
+            assert min(agree) >= 0.95
+
+
+def _io_types(path: Path) -> dict[str, int]:
+    graph = onnx.load(str(path)).graph
+    return {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]}
+
+
 @pytest.mark.skipif(_has_tensorrt(), reason="TensorRT is installed here")
 def test_tensorrt_missing_is_a_clear_error(tmp_path):
     with pytest.raises(ExportError, match="tensorrt"):
@@ -311,22 +359,26 @@ def test_tensorrt_missing_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.skipif(not (_has_tensorrt() and torch.cuda.is_available()), reason="needs TensorRT and a CUDA GPU")
+@pytest.mark.parametrize("fp16", [False, True])
 @pytest.mark.parametrize("name", ["ct_punc_tiny", "paraformer_tiny", "bicif_paraformer_tiny"])
-def test_tensorrt_engine_matches_pytorch(tmp_path, name):
+def test_tensorrt_engine_matches_pytorch(tmp_path, name, fp16):
     from funasr.export.tensorrt import TensorRTRunner
 
-    auto(name).export(type="tensorrt", fp16=False, output_dir=str(tmp_path))
+    auto(name).export(type="tensorrt", fp16=fp16, output_dir=str(tmp_path))
     runner = TensorRTRunner(tmp_path / "model.plan")
-    if name.startswith("ct_punc"):
-        ids = torch.randint(1, 100, (1, 23), dtype=torch.int32)
-        got = runner(ids, torch.tensor([23], dtype=torch.int32))[0].cpu()
+    feed = graph_feeds(name)["model"]
+    got = [t.cpu().numpy() for t in runner(*(torch.from_numpy(np.ascontiguousarray(v)) for v in feed.values()))]
+    if fp16:  # the engine computes the fp16 graph: compare with it
+        want = ort.InferenceSession(str(tmp_path / "model_fp16.onnx")).run(None, feed)
+        for a, b in zip(want, got):
+            assert a.shape == b.shape and (np.array_equal(a, b) if a.dtype.kind in "iu" else cosine(a, b) >= 0.999)
+    elif name.startswith("ct_punc"):
         with torch.inference_mode():
-            want = auto(name).model.model(ids.long(), torch.tensor([23]))
-        torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-3)
-        return
-    feats, lens = speech_batch(name)
-    got = [t.cpu().numpy() for t in runner(torch.from_numpy(feats), torch.from_numpy(lens).int())]
-    assert_asr_equal(got, torch_asr(name, feats, lens), lens)
+            want = auto(name).model.model(torch.from_numpy(feed["inputs"][:1]).long(), torch.tensor([37]))
+        torch.testing.assert_close(torch.from_numpy(got[0][:1]), want, atol=1e-3, rtol=1e-3)
+    else:
+        feats, lens = speech_batch(name)
+        assert_asr_equal(got, torch_asr(name, feats, lens), lens)
 
 
 # ---- API and command line -----------------------------------------------------------------

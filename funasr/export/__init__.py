@@ -40,14 +40,20 @@ UNUSED_REFERENCE_OPTIONS = ("calib_num", "fallback_num")
 SKIPPED_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".onnx", ".torchscript", ".plan")
 
 
-def model_graphs(task: Any) -> list[ExportGraph]:
-    """The export graphs of ``task.model`` (a copy: the task's own model is left untouched)."""
+def model_graphs(task: Any, dtype: torch.dtype = torch.float32) -> list[ExportGraph]:
+    """The export graphs of ``task.model`` in ``dtype`` (a copy: the task's own model is left untouched).
+
+    In float16 the parts the model keeps in float32 (``keep_float32``: the CIF) stay so, as in
+    its PyTorch fp16 path; inputs and outputs are float32 either way.
+    """
     name = type(task.model).__name__
     if name not in GRAPHS:
         raise ExportError(f"exporting {name} is not supported; exportable models: {', '.join(sorted(GRAPHS))}")
     module, func = GRAPHS[name].split(":")
     clone = copy.copy(task)
-    clone.model = copy.deepcopy(task.model).float().eval()
+    clone.model = copy.deepcopy(task.model).to(dtype).eval()
+    if dtype != torch.float32 and hasattr(clone.model, "keep_float32"):
+        clone.model.keep_float32()
     return getattr(importlib.import_module(module), func)(clone)
 
 
@@ -87,7 +93,7 @@ def export_model(
 
     ``type``: ``onnx`` (``model.onnx``, plus ``model_quant.onnx`` when ``quantize``),
     ``torchscript`` (``model.torchscript``) or ``tensorrt`` (``model.onnx`` and a
-    ``model.plan`` engine, fp16 unless ``fp16=False``). Hotword models add ``model_eb.*``.
+    ``model.plan`` engine; fp16 unless ``fp16=False``, built from ``model_fp16.onnx``). Hotword models add ``model_eb.*``.
     ``weight_type``: how int8 files store MatMul weights, ``uint8`` (the reference's) or
     ``int8`` (several times faster MatMuls on CPUs with AVX512-VNNI / AMX; see quantize.py).
     ``calib_num`` / ``fallback_num`` are accepted, unused, as in FunASR.
@@ -109,6 +115,7 @@ def export_model(
     out = Path(output_dir or task.cfg["model_dir"])
     out.mkdir(parents=True, exist_ok=True)
     graphs = model_graphs(task)
+    half = {g.name: g for g in model_graphs(task, torch.float16)} if type == "tensorrt" and fp16 else {}
     with torch.no_grad():
         for graph in graphs:
             if type == "torchscript":
@@ -121,7 +128,9 @@ def export_model(
             if quantize:
                 quantize_onnx(onnx_path, out / f"{graph.name}_quant.onnx", weight_type)
             if type == "tensorrt":
-                build_engine(onnx_path, out / f"{graph.name}.plan", graph, fp16=fp16)
+                if half:  # strongly typed: the engine computes in the graph's types
+                    onnx_path = export_onnx(half[graph.name], out / f"{graph.name}_fp16.onnx", opset_version)
+                build_engine(onnx_path, out / f"{graph.name}.plan", graph)
     copy_assets(task.cfg, out)
     log.info("exported %s as %s to %s", task.cfg.get("model"), type, out)
     return str(out)

@@ -20,9 +20,9 @@ from torch import nn
 from funasr.models.sanm import SANMEncoder, fsmn_memory, length_mask, sinusoidal_encoding
 
 
-def key_bias(valid: torch.Tensor) -> torch.Tensor:
-    """(B, T) bool valid keys -> (B, 1, 1, T) additive attention bias (0 or -inf)."""
-    return torch.zeros_like(valid, dtype=torch.float32).masked_fill(~valid, float("-inf"))[:, None, None, :]
+def key_bias(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, T) bool valid keys -> (B, 1, 1, T) additive attention bias (0 or -inf) in the scores' ``dtype``."""
+    return torch.zeros_like(valid, dtype=dtype).masked_fill(~valid, float("-inf"))[:, None, None, :]
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -89,8 +89,9 @@ class EncoderExport(nn.Module):
         self.after_norm = encoder.after_norm
 
     def forward(self, xs: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        xs = xs.to(self.after_norm.weight.dtype)  # float32 features into a float16 encoder
         valid = length_mask(lens, xs.shape[1])  # (B, T)
-        mask, bias = valid[..., None].to(xs.dtype), key_bias(valid)
+        mask, bias = valid[..., None].to(xs.dtype), key_bias(valid, xs.dtype)
         xs = xs * self.scale
         if self.position_encoding:
             xs = xs + sinusoidal_encoding(xs.shape[1], xs.shape[2], xs.device).to(xs.dtype)
@@ -174,14 +175,14 @@ class DecoderExport(nn.Module):
     def forward(
         self, memory: torch.Tensor, bias: Optional[torch.Tensor], embeds: torch.Tensor, token_num: torch.Tensor
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        mask = token_mask(token_num, embeds)
-        x = embeds
+        x = embeds.to(memory.dtype)  # float32 CIF embeddings into a float16 decoder
+        mask = token_mask(token_num, x)
         for layer in self.decoders:
             x = layer(x, mask, memory, bias)
         hidden = self.after_norm(self.tail(x, mask))
         if self.output_layer is None:
             return hidden, None
-        return hidden, torch.log_softmax(self.output_layer(hidden), dim=-1)
+        return hidden, torch.log_softmax(self.output_layer(hidden).float(), dim=-1)
 
 
 def cumulative_fires(alphas: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,7 +210,8 @@ class CifExport(nn.Module):
     def forward(self, hidden: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pred = self.predictor
         valid = length_mask(lens, hidden.shape[1])
-        hidden = hidden * valid[..., None].to(hidden.dtype)
+        dtype = pred.cif_output.weight.dtype  # float32 whatever the encoder's precision, as in the eager predictor
+        hidden = hidden.to(dtype) * valid[..., None].to(dtype)
         alphas = pred.frame_alphas(hidden, valid.float())
         if pred.tail_threshold > 0.0:
             hidden, alphas = pred.with_tail(hidden, alphas, lens)
@@ -262,6 +264,7 @@ class TimestampHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, lens: torch.Tensor, token_num: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, D), lengths, token counts -> (alphas (B, 3T) summing to token_num, fire peaks at 0.9999)."""
+        hidden = hidden.to(self.cif_output2.weight.dtype)  # the predictor runs in float32
         b, t, d = hidden.shape
         valid = length_mask(lens, t)
         up = self.upsample_cnn((hidden * valid[..., None].to(hidden.dtype)).transpose(1, 2)).transpose(1, 2)

@@ -61,7 +61,7 @@ class ParaformerExport(nn.Module):
         lens = speech_lengths.long()
         enc = self.encoder(speech, lens)
         embeds, token_num = self.predictor(enc, lens)
-        _, log_probs = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1])), embeds, token_num)
+        _, log_probs = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1]), enc.dtype), embeds, token_num)
         return self.outputs(log_probs, enc, lens, token_num)
 
     def outputs(self, logits: torch.Tensor, enc: torch.Tensor, lens: torch.Tensor, token_num: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -99,7 +99,7 @@ class HotwordFilter(nn.Module):
         sentinel = before[None, :] == count - 1
         kept = (rank < torch.clamp(count - 1, max=self.nfilter)).float() + sentinel.float()
         kept = torch.where(count > self.nfilter, kept, torch.ones_like(kept))
-        return torch.log(kept)
+        return torch.log(kept).to(hidden.dtype)
 
 
 class SeacoParaformerExport(ParaformerExport):
@@ -122,13 +122,13 @@ class SeacoParaformerExport(ParaformerExport):
         lens = speech_lengths.long()
         enc = self.encoder(speech, lens)
         embeds, token_num = self.predictor(enc, lens)
-        hidden, dec_logp = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1])), embeds, token_num)
+        hidden, dec_logp = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1]), enc.dtype), embeds, token_num)
         hotwords = bias_embed.to(hidden.dtype)
         count = torch.ones_like(hotwords[0, :, 0]).sum()  # H as a tensor, so the graph follows it
         keep_bias = self.hotword_filter(hotwords, hidden, token_num, count)[:, None, None, :]
         cif_att, _ = self.seaco_decoder(hotwords, keep_bias, embeds, token_num)
         dec_att, _ = self.seaco_decoder(hotwords, keep_bias, hidden, token_num)
-        dha_logp = torch.log_softmax(self.hotword_output_layer(cif_att + dec_att), dim=-1)
+        dha_logp = torch.log_softmax(self.hotword_output_layer(cif_att + dec_att).float(), dim=-1)
         use_decoder = (dha_logp.argmax(-1) == self.no_bias)[..., None] | ~(hotwords != 0).any()
         return self.outputs(torch.where(use_decoder, dec_logp, dha_logp), enc, lens, token_num)
 
@@ -145,8 +145,8 @@ class ContextualDecoderExport(DecoderExport):
     def forward(
         self, memory: torch.Tensor, bias: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor, hotwords: torch.Tensor
     ) -> torch.Tensor:
-        mask = token_mask(token_num, embeds)
-        x = embeds
+        x = embeds.to(memory.dtype)
+        mask = token_mask(token_num, x)
         for layer in self.decoders:
             x = layer(x, mask, memory, bias)
         last = self.last_decoder
@@ -154,7 +154,7 @@ class ContextualDecoderExport(DecoderExport):
         x_src = last.src_attn(last.norm3(x_self), memory, bias)
         cx = self.bias_decoder(x_self, hotwords)
         x = x_self + F.linear(torch.cat([x_src, cx], dim=-1), self.bias_output.weight[..., 0])
-        return torch.log_softmax(self.output_layer(self.after_norm(self.tail(x, mask))), dim=-1)
+        return torch.log_softmax(self.output_layer(self.after_norm(self.tail(x, mask))).float(), dim=-1)
 
 
 class HotwordAttention(nn.Module):
@@ -180,7 +180,7 @@ class ContextualParaformerExport(ParaformerExport):
         lens = speech_lengths.long()
         enc = self.encoder(speech, lens)
         embeds, token_num = self.predictor(enc, lens)
-        log_probs = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1])), embeds, token_num, bias_embed.to(enc.dtype))
+        log_probs = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1]), enc.dtype), embeds, token_num, bias_embed.to(enc.dtype))
         return self.outputs(log_probs, enc, lens, token_num)
 
 
@@ -193,7 +193,7 @@ class HotwordEmbedExport(nn.Module):
         self.bias_encoder = bias_encoder
 
     def forward(self, hotword: torch.Tensor) -> torch.Tensor:
-        x = self.embed(hotword.long())
+        x = self.embed(hotword.long()).to(self.bias_encoder.weight_ih_l0.dtype)  # the LSTM runs in float32
         out, _ = self.bias_encoder(x, zero_state(self.bias_encoder, x))
         return out.transpose(0, 1)
 

@@ -20,7 +20,7 @@ class CTTransformerExport(nn.Module):
         self.decoder = model.decoder
 
     def forward(self, inputs: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(self.embed(inputs.long()), text_lengths.long()))
+        return self.decoder(self.encoder(self.embed(inputs.long()), text_lengths.long())).float()
 
 
 def graphs(task: Any) -> list[ExportGraph]:

@@ -1,8 +1,12 @@
 """TensorRT: build a serialized engine from an exported ONNX graph, and run one (for checks and benchmarks).
 
-Needs the ``tensorrt`` Python package and an NVIDIA GPU. The engine has one optimisation
-profile whose shape ranges come from the graph (``ExportGraph.axis_ranges``): batches up to
-16 and up to 10 minutes of LFR frames for ASR, long texts for punctuation.
+Needs TensorRT >= 10 (``pip install tensorrt``) and an NVIDIA GPU. Networks are strongly
+typed, the only kind TensorRT 11 builds (its precision flags such as ``BuilderFlag.FP16`` are
+gone): the engine computes in the graph's own types. An fp16 engine is built from
+``<name>_fp16.onnx``, traced from the model in float16 with its float32 parts (the CIF) kept,
+as the PyTorch fp16 path runs; inputs and outputs stay float32. The engine has one
+optimisation profile whose shape ranges come from the graph (``ExportGraph.axis_ranges``):
+batches up to 16 and up to 10 minutes of LFR frames for ASR, long texts for punctuation.
 """
 from __future__ import annotations
 
@@ -33,24 +37,24 @@ def import_tensorrt() -> Any:
     return tensorrt
 
 
-def build_engine(onnx_path: Path, engine_path: Path, graph: ExportGraph, fp16: bool = True) -> Path:
-    """Parse ``onnx_path``, build an engine (fp16 kernels allowed when ``fp16``) and write it to ``engine_path``."""
+def build_engine(onnx_path: Path, engine_path: Path, graph: ExportGraph) -> Path:
+    """Parse ``onnx_path`` into a strongly typed network, build an engine and write it to ``engine_path``."""
     trt = import_tensorrt()
+    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if strongly_typed is None:
+        raise ExportError(f"TensorRT {trt.__version__} is too old: type='tensorrt' needs TensorRT >= 10 (pip install -U tensorrt)")
     logger = trt.Logger(trt.Logger.WARNING)
     try:
         builder = trt.Builder(logger)
     except (RuntimeError, TypeError) as e:
         raise ExportError(f"TensorRT cannot start a builder ({e}); it needs a CUDA GPU and its driver") from e
-    explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)  # implied (and deprecated) in TensorRT 10
-    network = builder.create_network(0 if explicit is None else 1 << int(explicit))
+    network = builder.create_network(1 << int(strongly_typed))  # TensorRT 11: the only kind (the flag is ignored)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportError(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    if fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
     for name, (lo, opt, hi) in graph.profile_shapes().items():
         profile.set_shape(name, lo, opt, hi)

@@ -17,9 +17,10 @@ class FsmnVADExport(nn.Module):
         self.encoder = model.encoder
 
     def forward(self, speech: torch.Tensor, *in_cache: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        caches = [c[..., 0].transpose(1, 2) for c in in_cache]  # (B, D, C, 1) -> (B, C, D)
-        scores, new = self.encoder(speech, caches)
-        return (scores, *[c.transpose(1, 2)[..., None] for c in new])
+        dtype = self.encoder.in_linear1.linear.weight.dtype
+        caches = [c[..., 0].transpose(1, 2).to(dtype) for c in in_cache]  # (B, D, C, 1) -> (B, C, D)
+        scores, new = self.encoder(speech.to(dtype), caches)
+        return (scores.float(), *[c.transpose(1, 2)[..., None].float() for c in new])
 
 
 def graphs(task: Any) -> list[ExportGraph]:

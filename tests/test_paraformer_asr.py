@@ -204,3 +204,16 @@ def test_audio_shorter_than_a_frame_gives_empty_text():
     full = task([AudioItem("example", _wave("example"))])[0]
     got = task([AudioItem("tiny", tiny), AudioItem("example", _wave("example"))], batch_size=2)
     assert got == [{"key": "tiny", "text": "", "timestamp": []}, full]
+
+
+@pytest.mark.parametrize("model", ["paraformer_tiny", "bicif_paraformer_tiny", "seaco_paraformer_tiny", "contextual_paraformer_tiny"])
+def test_half_precision_gives_the_float32_results(model):
+    path = str(PARITY / "models" / model)
+    want = _auto(f"models/{model}").generate(str(AUDIO / "example.wav"), hotword="今天")[0]
+    half = AutoModel(model=path, fp16=True, disable_pbar=True)
+    assert next(half.model.model.encoder.parameters()).dtype == torch.float16
+    assert next(half.model.model.predictor.parameters()).dtype == torch.float32  # the CIF's running sum
+    got = half.generate(str(AUDIO / "example.wav"), hotword="今天")[0]
+    assert got["text"] == want["text"] and got.get("timestamp") == want.get("timestamp")
+    bf16 = AutoModel(model=path, bf16=True, disable_pbar=True).generate(str(AUDIO / "example.wav"), hotword="今天")[0]
+    assert len(bf16["text"].replace(" ", "")) == len(want["text"].replace(" ", ""))  # bf16 may change a token, not the count

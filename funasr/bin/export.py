@@ -57,12 +57,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--type", default="onnx", choices=["onnx", "torchscript", "tensorrt"], help="what to write (default: onnx)")
     p.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=False, help="also write int8 *_quant.onnx")
     p.add_argument("--weight-type", default="uint8", choices=["uint8", "int8"],
-                   help="int8 files' MatMul weights: uint8 as FunASR (default), or int8 (faster on CPUs with VNNI/AMX)")
+                   help="int8 files' MatMul weights: uint8 as FunASR (default), or int8 (for int8 runtimes other than funasr-onnx)")
     p.add_argument("--output-dir", help="where to write (default: the model folder, as FunASR does)")
     p.add_argument("--device", default="cpu", help="device the model is loaded on and TorchScript traced on (default: cpu)")
     p.add_argument("--hub", default="hf", choices=["hf", "ms"], help="where model names are downloaded from (default: hf)")
     p.add_argument("--opset-version", type=int, default=14, help="ONNX opset (default: 14)")
-    p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="TensorRT fp16 kernels (default: on)")
+    p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="TensorRT engine in fp16, from model_fp16.onnx (default: on)")
     return p.parse_args(from_hydra_style(list(sys.argv[1:] if argv is None else argv)))
 
 

@@ -95,7 +95,7 @@ def export_model(
     ``torchscript`` (``model.torchscript``) or ``tensorrt`` (``model.onnx`` and a
     ``model.plan`` engine; fp16 unless ``fp16=False``, built from ``model_fp16.onnx``). Hotword models add ``model_eb.*``.
     ``weight_type``: how int8 files store MatMul weights, ``uint8`` (the reference's) or
-    ``int8`` (several times faster MatMuls on CPUs with AVX512-VNNI / AMX; see quantize.py).
+    ``int8`` (see quantize.py; funasr_onnx runs uint8 files on the int8 kernels by itself).
     ``calib_num`` / ``fallback_num`` are accepted, unused, as in FunASR.
     """
     from funasr.export.onnx import export_onnx

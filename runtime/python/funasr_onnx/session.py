@@ -23,8 +23,8 @@ class SessionConfig:
 
     ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (needs onnxruntime-gpu; falls back to
     the CPU with a warning). ``quantize`` on a CPU with VNNI / AMX runs FunASR's uint8
-    weights as int8, with the same results (int8.py). ``session_options``, when given, is used as is (its thread
-    settings win over ``intra_op_num_threads`` / ``inter_op_num_threads``).
+    weights as int8, with the same results (int8.py). ``session_options``, when given, is
+    used as is (its thread settings win over ``intra_op_num_threads`` / ``inter_op_num_threads``).
     """
 
     quantize: bool = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
+@lru_cache(maxsize=None)
 def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this x86 CPU has AVX512-VNNI, AVX-VNNI or AMX-INT8 (read from ``cpuinfo``, Linux only)."""
     if platform.machine().lower() not in ("x86_64", "amd64") or not cpuinfo.is_file():

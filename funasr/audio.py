@@ -4,9 +4,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import numbers
+import os
+import re
 import shutil
 import subprocess
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
@@ -16,8 +19,23 @@ import soundfile as sf
 import soxr
 
 from funasr.errors import AudioError, FunASRError
+from funasr.hub import fetch_url, is_url
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
+# Accepted input sample rates. Below 1 kHz there is no speech band left, and the bound keeps
+# resampling to at most 16x the input's samples; 384 kHz is the highest rate of audio hardware
+# and formats in use. A header outside this range is damaged or forged.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 384000
+# The longest input decoded into memory (16 kHz float32: 4 h = 0.9 GB), checked from the header
+# before decoding, so a small file cannot claim gigabytes. Raise it with $FUNASR_MAX_AUDIO_SECONDS
+# or by setting MAX_AUDIO_SECONDS (which wins); "inf" lifts it. 16 kHz PCM files that the VAD
+# pipeline reads from disk piece by piece are not bound by it.
+DEFAULT_MAX_AUDIO_SECONDS = 4 * 3600.0
+MAX_AUDIO_SECONDS: Optional[float] = None
+MAX_AUDIO_SECONDS_ENV = "FUNASR_MAX_AUDIO_SECONDS"
 LIST_SUFFIXES = (".scp", ".txt", ".json", ".jsonl", ".text")
 _MAGIC = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"FORM", b"\x1aE\xdf\xa3")  # + "ftyp" at offset 4, MPEG frames
 
@@ -49,11 +67,6 @@ class Source:
     value: Any
 
 
-def is_url(value: Any) -> bool:
-    """True for an http(s) URL string."""
-    return isinstance(value, str) and value.startswith(("http://", "https://"))
-
-
 def content_key(data: Union[bytes, np.ndarray]) -> str:
     """A deterministic ``rand_key_`` key (13 characters) from the content of an anonymous input."""
     raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
@@ -65,7 +78,10 @@ def to_numpy(value: Any) -> Optional[np.ndarray]:
     if isinstance(value, np.ndarray):
         return value
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
-        return value.detach().cpu().float().numpy()
+        tensor = value.detach().cpu()
+        if tensor.is_floating_point() and tensor.dtype.itemsize < 4:  # float16 / bfloat16
+            tensor = tensor.float()
+        return tensor.numpy()  # integer PCM keeps its type, to be scaled to [-1, 1] as numpy's is
     return None
 
 
@@ -160,6 +176,42 @@ def to_float32(samples: np.ndarray) -> np.ndarray:
     return samples.astype(np.float32, copy=False)
 
 
+def max_audio_seconds() -> float:
+    """The longest input decoded into memory: MAX_AUDIO_SECONDS, else $FUNASR_MAX_AUDIO_SECONDS, else 4 hours."""
+    if MAX_AUDIO_SECONDS is not None:
+        return float(MAX_AUDIO_SECONDS)
+    text = os.environ.get(MAX_AUDIO_SECONDS_ENV, "").strip()
+    try:
+        value = float(text) if text else DEFAULT_MAX_AUDIO_SECONDS
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise AudioError(
+            f"{MAX_AUDIO_SECONDS_ENV}={text!r} is not a positive number of seconds; "
+            f"set it to e.g. {DEFAULT_MAX_AUDIO_SECONDS:.0f} (4 hours) or 'inf', or unset it"
+        )
+    return value
+
+
+def check_sample_rate(fs: Any, name: str) -> None:
+    """Raise AudioError unless ``fs`` is a sample rate in MIN_SAMPLE_RATE..MAX_SAMPLE_RATE Hz."""
+    if isinstance(fs, bool) or not isinstance(fs, numbers.Real) or not MIN_SAMPLE_RATE <= fs <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{name}: sample rate {fs!r} Hz is outside the accepted {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz "
+            "(a damaged or forged header, or a wrong fs= for raw samples); pass the recording's real rate"
+        )
+
+
+def check_length(frames: int, fs: float, name: str) -> None:
+    """Raise AudioError when ``frames`` samples at ``fs`` Hz are longer than max_audio_seconds()."""
+    seconds, limit = frames / fs, max_audio_seconds()
+    if seconds > limit:
+        raise AudioError(
+            f"{name}: {seconds:.1f} s of audio is longer than the {limit:g} s limit; cut it into pieces, or raise "
+            f"the limit with {MAX_AUDIO_SECONDS_ENV} or funasr.audio.MAX_AUDIO_SECONDS"
+        )
+
+
 def resample(samples: np.ndarray, fs: int, target: int = SAMPLE_RATE) -> np.ndarray:
     """Resample with soxr (high quality) when the rates differ."""
     if fs == target or len(samples) == 0:
@@ -167,27 +219,59 @@ def resample(samples: np.ndarray, fs: int, target: int = SAMPLE_RATE) -> np.ndar
     return soxr.resample(samples, fs, target, quality="HQ").astype(np.float32, copy=False)
 
 
-def _decode_with_ffmpeg(data: Union[str, bytes], name: str) -> tuple[np.ndarray, int]:
+def _decode_with_ffmpeg(data: Union[str, bytes], name: str, why: str) -> tuple[np.ndarray, int]:
     """Decode what libsndfile cannot (mp4/m4a, webm) with the ffmpeg program, when installed."""
     if shutil.which("ffmpeg") is None:
-        raise AudioError(
-            f"{name}: cannot decode this audio (libsndfile does not read its format); "
-            "convert it to wav/flac/ogg/mp3 or install ffmpeg"
-        )
+        raise AudioError(f"{name}: cannot decode this audio ({why}); convert it to wav/flac/ogg/mp3 or install ffmpeg")
     src = "pipe:0" if isinstance(data, bytes) else data
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", src, "-f", "s16le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]
+    limit = max_audio_seconds()
+    bound = ["-t", f"{limit + 1:.0f}"] if np.isfinite(limit) else []  # ffmpeg resamples: bound what it writes
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", src, *bound, "-f", "s16le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]
     proc = subprocess.run(cmd, input=data if isinstance(data, bytes) else None, capture_output=True)
     if proc.returncode != 0:
         raise AudioError(f"{name}: cannot decode this audio: {proc.stderr.decode(errors='replace').strip()}")
+    check_length(len(proc.stdout) // 2, SAMPLE_RATE, name)
     return to_float32(np.frombuffer(proc.stdout, dtype=np.int16)), SAMPLE_RATE
 
 
+# libsndfile's WAV log line for a data chunk whose header size differs from the bytes present
+_WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_SIZE = 0xFFFFFFFF  # what streaming writers put in the header when the length is not known
+
+
+def read_header(data: Union[str, bytes], name: str) -> Optional[sf._SoundFileInfo]:
+    """libsndfile's view of the header, its sample rate checked; None when libsndfile does not read the format."""
+    try:
+        info = sf.info(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    check_sample_rate(info.samplerate, name)
+    return info
+
+
+def warn_if_truncated(info: sf._SoundFileInfo, name: str) -> None:
+    """Log a warning when a WAV file holds fewer samples than its header announces (what is there is decoded)."""
+    sizes = _WAV_DATA_SIZE.search(info.extra_info or "")
+    if sizes and _UNKNOWN_SIZE != int(sizes[1]) > int(sizes[2]):
+        log.warning(
+            "%s is truncated: its header announces %s bytes of samples, the file holds %s; decoding what is there",
+            name, sizes[1], sizes[2],
+        )
+
+
 def _decode(data: Union[str, bytes], name: str) -> tuple[np.ndarray, int]:
-    """Decode a file path or container bytes to (samples, sample rate)."""
+    """Decode a file path or container bytes to (samples, sample rate); the header's rate and length are checked first."""
+    if (len(data) if isinstance(data, bytes) else os.path.getsize(data)) == 0:
+        raise AudioError(f"{name}: the file is empty (0 bytes); pass a complete recording")
+    info = read_header(data, name)
+    if info is None:
+        return _decode_with_ffmpeg(data, name, "libsndfile does not read its format")
+    check_length(info.frames, info.samplerate, name)
+    warn_if_truncated(info, name)
     try:
         samples, fs = sf.read(io.BytesIO(data) if isinstance(data, bytes) else data, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        return _decode_with_ffmpeg(data, name)
+    except (sf.LibsndfileError, RuntimeError) as e:  # a damaged or truncated compressed stream
+        return _decode_with_ffmpeg(data, name, f"libsndfile: {e}; the file may be truncated or damaged")
     return samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0], fs
 
 
@@ -203,28 +287,29 @@ def has_container_magic(data: bytes) -> bool:
     return False
 
 
-def _fetch(url: str) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp:
-            return resp.read()
-    except Exception as e:  # urllib raises many kinds (URLError, HTTPError, timeouts, ValueError)
-        raise AudioError(f"cannot download {url}: {e}; check the address or download the file and pass its path") from e
+def source_name(source: Source) -> str:
+    """How messages name an input: its path or URL (cut to 200 characters), else its key."""
+    return str(source.value)[:200] if isinstance(source.value, (str, Path)) else source.key
 
 
 def decode_source(source: Source, fs: int = SAMPLE_RATE) -> np.ndarray:
     """Decode one source to a float32 mono waveform at 16 kHz."""
-    value, name = source.value, str(source.value)[:200] if isinstance(source.value, (str, Path)) else source.key
+    value, name = source.value, source_name(source)
     array = to_numpy(value)
     if array is not None:
+        check_sample_rate(fs, name)
+        check_length(max(array.shape, default=0), fs, name)
         samples, rate = to_float32(mix_to_mono(array, name)), fs
     elif isinstance(value, (bytes, bytearray)):
         data = bytes(value)
         if has_container_magic(data):
             samples, rate = _decode(data, name)
         else:
+            check_sample_rate(fs, name)
+            check_length(len(data) // 2, fs, name)
             samples, rate = to_float32(np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")), fs
     elif is_url(str(value)):
-        samples, rate = _decode(_fetch(str(value)), name)
+        samples, rate = _decode(fetch_url(str(value), "audio", AudioError), name)
     else:
         path = Path(str(value))
         if not path.exists():
@@ -301,11 +386,9 @@ def open_recording(source: Source, fs: int = SAMPLE_RATE) -> Recording:
     """A local 16 kHz PCM file stays on disk (long recordings need no memory); anything else is decoded."""
     value = source.value
     if isinstance(value, (str, Path)) and not is_url(str(value)) and Path(value).is_file():
-        try:
-            info = sf.info(str(value))
-        except (sf.LibsndfileError, RuntimeError):
-            info = None
+        info = read_header(str(value), source_name(source))
         if info is not None and info.samplerate == SAMPLE_RATE and info.frames > 0 and info.subtype in _SEEKABLE_SUBTYPES:
+            warn_if_truncated(info, source_name(source))
             return Recording(source.key, int(info.frames), path=str(value))
     waveform = decode_source(source, fs)
     return Recording(source.key, len(waveform), waveform=waveform)

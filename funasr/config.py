@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
 
 from funasr.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # File conventions of a FunASR model directory: file name -> where its path goes in the config.
 _KNOWN_FILES = (
@@ -81,6 +84,7 @@ def resolve_model_dir(model_dir: Union[str, Path], overrides: Optional[dict[str,
     model_dir = Path(model_dir).resolve()
     overrides = dict(overrides or {})
     metas: dict = {}
+    meta_file: dict = {}
     config_path = model_dir / "config.yaml"
     if (model_dir / "configuration.json").is_file():
         meta_file = _read_json(model_dir / "configuration.json")
@@ -103,4 +107,32 @@ def resolve_model_dir(model_dir: Union[str, Path], overrides: Optional[dict[str,
         if k in model_conf:
             model_conf[k] = v
     cfg["model_dir"] = str(model_dir)
+    _resolve_cmvn(cfg, model_dir, ((meta_file.get("file_path_metas") or {}).get("frontend_conf") or {}).get("cmvn_file"))
     return cfg
+
+
+def _resolve_cmvn(cfg: dict, model_dir: Path, named_in_metas: Optional[str]) -> None:
+    """Make ``frontend_conf.cmvn_file`` an existing file: a CMVN file named but missing raises, none at all warns.
+
+    Features without their CMVN silently change every result, so a model whose configuration
+    names one must have it.
+    """
+    if "frontend" not in cfg and "frontend_conf" not in cfg:
+        return
+    conf = cfg.setdefault("frontend_conf", {}) or {}
+    cfg["frontend_conf"] = conf
+    name = conf.get("cmvn_file") or named_in_metas
+    if not name:
+        log.warning(
+            "%s: the configuration names no CMVN file (frontend_conf.cmvn_file, am.mvn): features are not "
+            "normalised; if the model was trained with CMVN, add its am.mvn to the folder", model_dir,
+        )
+        return
+    for path in (model_dir / str(name), Path(str(name)).expanduser()):
+        if path.is_file():
+            conf["cmvn_file"] = str(path)
+            return
+    raise ConfigError(
+        f"{model_dir}: the configuration names the CMVN file {name!r} (frontend_conf.cmvn_file), which does not "
+        "exist; features without it would silently change every result: re-download the model or add its am.mvn"
+    )

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.error
-import urllib.request
 from typing import Optional, Protocol, Sequence, Union
 
 from funasr.errors import HotwordError
+from funasr.hub import fetch_url, is_url
 
 _HAN_OR_DIGITS = re.compile(r"^[\u4E00-\u9FA50-9]+$")
-URL_TIMEOUT_S = 30
 
 
 class Tokenizer(Protocol):
@@ -28,11 +26,11 @@ class Tokenizer(Protocol):
 
 
 def _read_url(url: str) -> str:
+    data = fetch_url(url, "hotword list", HotwordError)
     try:
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
-            return response.read().decode("utf-8")
-    except (urllib.error.URLError, OSError, UnicodeDecodeError) as e:
-        raise HotwordError(f"cannot download the hotword list {url}: {e}; check the URL or pass a local .txt file") from e
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HotwordError(f"the hotword list {url} is not UTF-8 text: {e}; it must hold one hotword per line") from e
 
 
 def _read_file(path: str) -> str:
@@ -45,17 +43,29 @@ def _read_file(path: str) -> str:
         raise HotwordError(f"cannot read hotword file {path}: {e}; it must be UTF-8 text, one hotword per line") from e
 
 
+def check_hotword(hotword: object) -> None:
+    """Raise HotwordError unless ``hotword`` is None, a string or a list/tuple of strings."""
+    if hotword is None or isinstance(hotword, str):
+        return
+    if not isinstance(hotword, (list, tuple)) or not all(isinstance(h, str) for h in hotword):
+        raise HotwordError(
+            f"hotword={hotword!r:.100} is not text: pass a string of space-separated hotwords, a list of strings, "
+            "a .txt file (one hotword per line) or its URL"
+        )
+
+
 def read_hotwords(hotword: Union[str, Sequence[str], None]) -> Optional[list[str]]:
     """The hotwords (each a phrase of space-separated words) named by ``hotword``; None when not given.
 
     A URL or a ``.txt`` path is read one hotword per line (blank lines skipped); any other
     string is split on whitespace. An empty result is an empty list.
     """
+    check_hotword(hotword)
     if hotword is None:
         return None
     if not isinstance(hotword, str):
-        return [h.strip() for h in hotword if h and h.strip()]
-    if hotword.startswith(("http://", "https://")):
+        return [h.strip() for h in hotword if h.strip()]
+    if is_url(hotword):
         text = _read_url(hotword)
     elif hotword.endswith(".txt"):
         text = _read_file(hotword)

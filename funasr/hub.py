@@ -4,10 +4,11 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from funasr.errors import ModelNotFoundError
+from funasr.errors import FunASRError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,22 @@ MS_NAMES = {
 }
 
 HUBS = {"hf": "hf", "huggingface": "hf", "ms": "ms", "modelscope": "ms"}
+
+URL_TIMEOUT_S = 60  # seconds without data before a download of an input (audio, hotword list) gives up
+
+
+def is_url(value: Any) -> bool:
+    """True for an http(s) URL string."""
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def fetch_url(url: str, what: str, error: type[FunASRError]) -> bytes:
+    """The body of ``url``; any failure raises ``error`` naming ``what`` was being downloaded and the URL."""
+    try:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
+            return response.read()
+    except Exception as e:  # urllib raises many kinds (URLError, HTTPError, timeouts, ValueError)
+        raise error(f"cannot download {url} ({what}): {e}; check the address, or download it and pass the local file") from e
 
 
 def hf_offline() -> bool:

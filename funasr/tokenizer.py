@@ -14,12 +14,12 @@ def read_token_list(path: Union[str, Path]) -> list[str]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read the token list {path}: {e}") from e
+        tokens = json.loads(text) if path.suffix == ".json" else None
+    except (OSError, ValueError) as e:  # ValueError: not UTF-8, or not JSON
+        raise ConfigError(f"cannot read the token list {path}: {e}; re-download the model or fix the file") from e
     if path.suffix == ".json":
-        tokens = json.loads(text)
         if not isinstance(tokens, list):
-            raise ConfigError(f"{path} must hold a JSON list of tokens")
+            raise ConfigError(f"{path} must hold a JSON list of tokens; re-download the model or fix the file")
         return [str(t) for t in tokens]
     return [line.split()[0] if line.split() else line for line in text.splitlines()]
 
@@ -27,7 +27,11 @@ def read_token_list(path: Union[str, Path]) -> list[str]:
 def read_seg_dict(path: Union[str, Path]) -> dict[str, list[str]]:
     """``seg_dict`` lines ``word piece1 piece2 ...`` -> {word: pieces}."""
     out: dict[str, list[str]] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read the seg_dict {path}: {e}; re-download the model or fix the file") from e
+    for line in lines:
         parts = line.split()
         if len(parts) >= 2:
             out[parts[0]] = parts[1:]

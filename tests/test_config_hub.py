@@ -35,8 +35,9 @@ def test_configuration_json_metas_and_user_kwargs_win(tmp_path):
     (tmp_path / "configuration.json").write_text(json.dumps(meta))
     cfg = resolve_model_dir(tmp_path)
     assert cfg["frontend_conf"]["cmvn_file"] == str(tmp_path / "other.mvn")  # metas over file conventions
-    cfg = resolve_model_dir(tmp_path, {"frontend_conf": {"cmvn_file": "/x.mvn"}, "max_single_segment_time": 2000})
-    assert cfg["frontend_conf"]["cmvn_file"] == "/x.mvn"  # user over metas
+    (tmp_path / "x.mvn").write_bytes((BUNDLED_VAD / "am.mvn").read_bytes())
+    cfg = resolve_model_dir(tmp_path, {"frontend_conf": {"cmvn_file": "x.mvn"}, "max_single_segment_time": 2000})
+    assert cfg["frontend_conf"]["cmvn_file"] == str(tmp_path / "x.mvn")  # user over metas
     assert cfg["frontend_conf"]["lfr_m"] == 5  # the rest of the section is kept
     assert cfg["model_conf"]["max_single_segment_time"] == 2000  # top-level kwargs configure the model
 

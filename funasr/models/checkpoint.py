@@ -22,7 +22,12 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist; pass init_param= or a complete model directory") from None
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+        if Path(path).is_file() and Path(path).stat().st_size == 0:
+            raise CheckpointError(f"checkpoint {path} is empty (0 bytes); re-download the model") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no details'}); "
+            "it is damaged or not a PyTorch state dict: re-download the model"
+        ) from e
     for wrapper in _WRAPPERS:
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
@@ -48,4 +53,18 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path]) -> None:
         if mismatched:
             lines.append(f"  mis-shaped keys ({len(mismatched)}): " + "; ".join(mismatched[:20]))
         raise CheckpointError("\n".join(lines))
+    broken = [k for k in expected if not _all_finite(state[k])]
+    if broken:
+        raise CheckpointError(
+            f"checkpoint {path} holds NaN or infinite weights in {len(broken)} tensor(s): "
+            + ", ".join(broken[:20]) + (" ..." if len(broken) > 20 else "") + "; re-download or re-train the model"
+        )
     model.load_state_dict({k: state[k] for k in expected}, strict=True, assign=True)
+
+
+def _all_finite(tensor: torch.Tensor, piece: int = 1 << 22) -> bool:
+    """Whether every value is finite (integer tensors always are); checked in pieces to bound the temporary memory."""
+    if not tensor.is_floating_point():
+        return True
+    flat = tensor.reshape(-1)
+    return all(bool(torch.isfinite(flat[i : i + piece]).all()) for i in range(0, flat.numel(), piece))

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from funasr.audio import AudioItem
-from funasr.hotword import hotword_ids, read_hotwords
+from funasr.hotword import check_hotword, hotword_ids, read_hotwords
 from funasr.postprocess import Recognition, sentence_postprocess, ts_prediction_lfr6_standard
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ class ASRTask:
             return None
         if hotword is None and not self.always_bias:
             return None
+        check_hotword(hotword)
         key = _cache_key(hotword)
         with self._lock:
             if key in self._hotwords:

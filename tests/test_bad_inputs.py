@@ -1,0 +1,214 @@
+"""What bad files, models and values get at load time: a funasr error naming the input and the fix, before any work.
+
+Each test builds the bad thing from real material (the parity clips, copies of the tiny model
+folders) and checks the error kind and what its message names. generate() arguments are in
+test_bad_arguments.py.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import socket
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import funasr.audio
+import funasr.hub
+from conftest import AUDIO, BUNDLED_VAD, PARITY
+from funasr.audio import Source, decode_source, load_inputs, open_recording
+from funasr.auto_model import AutoModel
+from funasr.errors import AudioError, CheckpointError, ConfigError, HotwordError
+from funasr.hotword import read_hotwords
+
+WAV = AUDIO / "example.wav"
+MODELS = PARITY / "models"
+
+
+def model_copy(tmp_path: Path, name: str) -> Path:
+    """A writable copy of a tiny parity model folder (``fsmn-vad``: the bundled one)."""
+    out = tmp_path / name
+    shutil.copytree(BUNDLED_VAD if name == "fsmn-vad" else MODELS / name, out)
+    return out
+
+
+def load(model_dir: Path) -> AutoModel:
+    return AutoModel(model=str(model_dir), device="cpu", disable_pbar=True)
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
+    out = io.BytesIO()
+    sf.write(out, samples, rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+# ---- audio files and values ----
+
+
+def test_torch_integer_tensor_is_scaled_like_numpy():
+    pcm = (sf.read(WAV, dtype="int16")[0])[:8000]
+    from_numpy = decode_source(Source("n", pcm))
+    from_torch = decode_source(Source("t", torch.from_numpy(pcm)))
+    np.testing.assert_array_equal(from_torch, from_numpy)
+    assert 0.01 < np.abs(from_torch).max() <= 1.0
+
+
+def test_empty_file_says_empty(tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    (item,) = load_inputs(str(empty))
+    assert isinstance(item.error, AudioError)
+    assert "empty.wav" in str(item.error) and "empty (0 bytes)" in str(item.error) and "ffmpeg" not in str(item.error)
+
+
+def test_forged_sample_rate_is_refused_before_decoding(tmp_path):
+    data = bytearray(wav_bytes(np.zeros(5000, dtype=np.float32)))  # 10 KB
+    struct.pack_into("<II", data, 24, 1, 2)  # header: 1 Hz, 2 bytes/s -> 305 MiB at 16 kHz
+    forged = tmp_path / "forged.wav"
+    forged.write_bytes(bytes(data))
+    for source in (Source("f", str(forged)), Source("f", bytes(data))):
+        with pytest.raises(AudioError, match=r"sample rate 1 Hz is outside the accepted 1000\.\.384000 Hz"):
+            decode_source(source)
+    with pytest.raises(AudioError, match="forged.wav.*sample rate 1 Hz"):
+        open_recording(Source("f", str(forged)))
+
+
+@pytest.mark.parametrize("fs", [1, 999, 384001])
+def test_implausible_rate_of_samples_is_refused(fs):
+    pcm = np.zeros(1000, dtype=np.int16)
+    for value in (pcm, pcm.tobytes(), torch.from_numpy(pcm)):
+        with pytest.raises(AudioError, match=f"sample rate {fs} Hz"):
+            decode_source(Source("k", value), fs=fs)
+
+
+def test_audio_longer_than_the_limit_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "long.flac"
+    sf.write(path, np.zeros(16000 * 30, dtype=np.float32), 16000)  # 30 s of silence: a few KB of FLAC
+    monkeypatch.setattr(funasr.audio, "MAX_AUDIO_SECONDS", 10)
+    with pytest.raises(AudioError, match=r"long.flac: 30.0 s of audio is longer than the 10 s limit.*FUNASR_MAX_AUDIO_SECONDS"):
+        decode_source(Source("k", str(path)))
+    with pytest.raises(AudioError, match="longer than the 10 s limit"):
+        decode_source(Source("k", np.zeros(8000 * 11, dtype=np.float32)), fs=8000)
+    monkeypatch.setattr(funasr.audio, "MAX_AUDIO_SECONDS", None)
+    monkeypatch.setenv("FUNASR_MAX_AUDIO_SECONDS", "20")
+    with pytest.raises(AudioError, match="longer than the 20 s limit"):
+        decode_source(Source("k", path.read_bytes()))
+    monkeypatch.setenv("FUNASR_MAX_AUDIO_SECONDS", "40")
+    assert len(decode_source(Source("k", str(path)))) == 16000 * 30
+    monkeypatch.setenv("FUNASR_MAX_AUDIO_SECONDS", "lots")
+    with pytest.raises(AudioError, match="FUNASR_MAX_AUDIO_SECONDS='lots' is not a positive number"):
+        decode_source(Source("k", str(path)))
+
+
+def test_truncated_wav_decodes_what_is_there_with_a_warning(tmp_path, caplog):
+    data = WAV.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger="funasr.audio"):
+        (item,) = load_inputs(str(cut))
+        recording = open_recording(Source("cut", str(cut)))
+    whole = sf.read(WAV, dtype="float32")[0]
+    np.testing.assert_array_equal(item.waveform, whole[: len(item.waveform)])
+    assert 0.4 < len(item.waveform) / len(whole) < 0.6 and recording.length == len(item.waveform)
+    warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    assert len(warnings) == 2 and all(str(cut) in w for w in warnings)
+
+
+def test_complete_wav_gives_no_truncation_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="funasr.audio"):
+        load_inputs(str(WAV))
+    assert not [r for r in caplog.records if "truncated" in r.getMessage()]
+
+
+def test_audio_and_hotword_downloads_share_one_timeout(monkeypatch):
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/x"
+    monkeypatch.setattr(funasr.hub, "URL_TIMEOUT_S", 0.5)
+    try:
+        start = time.monotonic()
+        with pytest.raises(AudioError, match=f"cannot download {url}.wav"):
+            decode_source(Source("x", url + ".wav"))
+        with pytest.raises(HotwordError, match=f"cannot download {url}.txt"):
+            read_hotwords(url + ".txt")
+        assert time.monotonic() - start < 10
+    finally:
+        silent.close()
+
+
+# ---- hotwords ----
+
+
+@pytest.mark.parametrize("hotword", [5, ["x", 5], b"x", {"x": 1}, 2.5])
+def test_hotwords_that_are_not_text(hotword):
+    with pytest.raises(HotwordError, match="hotword=.* is not text"):
+        read_hotwords(hotword)
+
+
+def test_hotwords_that_are_not_text_in_generate():
+    model = AutoModel(model=str(MODELS / "seaco_paraformer_tiny"), device="cpu", disable_pbar=True)
+    for hotword in (5, ["x", 5], b"x", {"x": 1}):
+        with pytest.raises(HotwordError, match="is not text"):
+            model.generate(input=str(WAV), hotword=hotword)
+
+
+# ---- model folders ----
+
+
+def test_named_cmvn_file_missing_is_an_error(tmp_path):
+    vad = model_copy(tmp_path, "fsmn-vad")  # configuration.json names am.mvn
+    (vad / "am.mvn").unlink()
+    with pytest.raises(ConfigError, match=f"{vad}.*CMVN file 'am.mvn'"):
+        load(vad)
+    asr = model_copy(tmp_path, "paraformer_tiny")
+    (asr / "am.mvn").rename(asr / "moved.mvn")
+    (asr / "config.yaml").write_text((asr / "config.yaml").read_text().replace("  fs: 16000", "  fs: 16000\n  cmvn_file: am.mvn"))
+    with pytest.raises(ConfigError, match="CMVN file 'am.mvn'"):
+        load(asr)
+
+
+def test_no_cmvn_at_all_warns(tmp_path, caplog):
+    asr = model_copy(tmp_path, "paraformer_tiny")
+    (asr / "am.mvn").unlink()
+    with caplog.at_level(logging.WARNING, logger="funasr.config"):
+        load(asr)
+    assert any("names no CMVN file" in r.getMessage() and str(asr) in r.getMessage() for r in caplog.records)
+
+
+def test_malformed_tokens_json(tmp_path):
+    asr = model_copy(tmp_path, "paraformer_tiny")
+    (asr / "tokens.json").write_text('["<blank>", "<s>", ')
+    with pytest.raises(ConfigError, match=r"token list .*tokens\.json"):
+        load(asr)
+
+
+def test_empty_checkpoint(tmp_path):
+    asr = model_copy(tmp_path, "paraformer_tiny")
+    (asr / "model.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"model\.pt is empty \(0 bytes\)"):
+        load(asr)
+
+
+def test_garbage_checkpoint_says_why(tmp_path):
+    asr = model_copy(tmp_path, "paraformer_tiny")
+    (asr / "model.pt").write_bytes(b"not a checkpoint" * 10)
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*model\.pt \(\w+: .+\)"):
+        load(asr)
+
+
+def test_non_finite_weights_are_named(tmp_path):
+    asr = model_copy(tmp_path, "paraformer_tiny")
+    state = torch.load(asr / "model.pt", map_location="cpu", weights_only=True)
+    name = next(k for k, v in state.items() if k.startswith("predictor.") and v.is_floating_point())
+    state[name] = torch.full_like(state[name], float("nan"))
+    state["decoder.embed.0.weight"][3, 1] = float("inf")
+    torch.save(state, asr / "model.pt")
+    with pytest.raises(CheckpointError, match=f"NaN or infinite weights in 2 tensor.*{name}"):
+        load(asr)

@@ -118,7 +118,7 @@ def _close(got: list, want: list) -> bool:
 
 
 def _assert_matches_reference(got: dict, want: dict) -> None:
-    """The parity README's comparison (keys of array and text inputs are ours: content hashes, not random)."""
+    """The comparison of tests/fixtures/parity/README.md (keys of array and text inputs are ours: content hashes, not random)."""
     assert got["key"] == want["key"] or want["key"].startswith("rand_key_")
     if "value" in want:
         assert _close(got["value"], want["value"])

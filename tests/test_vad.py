@@ -224,7 +224,7 @@ def test_gap_splits_at_threshold_minus_90ms(end_silence_ms, merged_gap, split_ga
 
 def test_start_after_long_threshold_end_waits_for_window():
     # With 1850 ms the end point is declared after speech resumed: the window restarts and
-    # the next start is max(previous end, detection - 400 ms) (offline.md §e.4: 4640, not 4500).
+    # the next start is max(previous end, detection - 400 ms) (4640, not onset - 260 ms = 4500).
     assert segment(two_bursts(1760), 1850)[1][0] == 4640
 
 
@@ -237,7 +237,7 @@ def test_single_utterance_mode_stops_after_first_segment():
 
 def test_dynamic_schedule_shortens_silence_inside_long_speech():
     # Speech from 50 s to 75 s with a 300 ms pause at 65 s, in 60 s chunks: the second chunk starts
-    # inside the segment, so its end silence is 200 ms (offline.md §e.6) and the pause splits.
+    # inside the segment, so its end silence is 200 ms and the pause splits.
     p = np.ones(9000)
     p[5000:7500] = 0.0
     p[6500:6530] = 1.0

@@ -1,6 +1,6 @@
 """FSMN-VAD segmenter: per-frame silence posteriors -> speech segments in ms (numpy only).
 
-FunASR's E2E-VAD decision logic (offline.md §e.2-e.6): each 10 ms frame is speech or silence
+FunASR's E2E-VAD decision logic: each 10 ms frame is speech or silence
 from its posterior and energy; a 20-frame window turns frame states into onsets and offsets;
 a state machine opens a segment (with look-back), closes it after enough trailing silence (with
 look-ahead), at ``max_single_segment_time`` or at the end of the audio.  ``VADStream`` adds the
@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 # (accumulated speech in ms, end-of-speech silence in ms): the first row whose limit is not
-# exceeded applies (funasr >= 1.4 offline default; see offline.md §e.6).
+# exceeded applies (FunASR's offline default since funasr 1.4).
 DEFAULT_SILENCE_SCHEDULE: tuple[tuple[float, int], ...] = (
     (10000, 2000),
     (20000, 1000),

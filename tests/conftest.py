@@ -1,15 +1,30 @@
-"""Shared fixtures: paths into tests/fixtures and the parity cases."""
+"""Shared test helpers: paths into tests/fixtures, the parity cases, text and time comparison, exports."""
 from __future__ import annotations
 
 import json
+import re
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from funasr.auto_model import AutoModel
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = ROOT / "runtime" / "python"
+FIXTURES = ROOT / "tests" / "fixtures"
+CHECKPOINTS = FIXTURES / "checkpoints"
 PARITY = FIXTURES / "parity"
 AUDIO = PARITY / "audio"
-BUNDLED_VAD = Path(__file__).parent.parent / "funasr" / "assets" / "fsmn-vad"
+MODELS = PARITY / "models"
+BUNDLED_VAD = ROOT / "funasr" / "assets" / "fsmn-vad"
+TOLERANCE_MS = 20  # times (segments, tokens, sentences) agree with the reference within this
+
+ASR_MODELS = ["paraformer_tiny", "bicif_paraformer_tiny", "seaco_paraformer_tiny", "contextual_paraformer_tiny"]
+PUNC_MODELS = ["ct_punc_tiny", "ct_punc_jieba_tiny"]
+ALL_MODELS = ["fsmn-vad", *ASR_MODELS, *PUNC_MODELS]
 
 
 def parity_path(rel: str) -> Path:
@@ -19,12 +34,49 @@ def parity_path(rel: str) -> Path:
     return PARITY / rel
 
 
-def parity_cases(prefix: str) -> list[dict]:
-    """The cases of expected.json whose id starts with ``prefix``."""
+def parity_cases(prefix: str | tuple[str, ...]) -> list[dict]:
+    """The cases of expected.json whose id starts with ``prefix`` (or one of several)."""
     cases = json.loads((PARITY / "expected.json").read_text(encoding="utf-8"))["cases"]
     return [c for c in cases if c["id"].startswith(prefix)]
 
 
+def read_wave(name: str) -> np.ndarray:
+    """The float32 samples of parity audio file ``name`` (e.g. ``"example.wav"``)."""
+    return sf.read(AUDIO / name, dtype="float32")[0]
+
+
+def norm_text(text: str, spaces: bool = True) -> str:
+    """Text as compared with the reference: no ``<unk>``, whitespace collapsed (or removed with ``spaces=False``)."""
+    text = re.sub(r"\s+", " ", text.replace("<unk>", "")).strip()
+    return text if spaces else text.replace(" ", "")
+
+
+def close_ms(got: list, want: list, tol: int = TOLERANCE_MS) -> bool:
+    """Lists of ``[start, end]`` pairs of the same length whose times differ by at most ``tol`` ms."""
+    return len(got) == len(want) and all(abs(a - b) <= tol for g, w in zip(got, want) for a, b in zip(g, w))
+
+
+def model_path(name: str) -> Path:
+    """The parity model folder of ``name`` (fsmn-vad is the real model bundled with the package)."""
+    return BUNDLED_VAD if name == "fsmn-vad" else MODELS / name
+
+
+@lru_cache(maxsize=None)
+def auto(name: str) -> AutoModel:
+    """The PyTorch ``AutoModel`` of parity model ``name`` on the CPU, built once per session."""
+    return AutoModel(model=str(model_path(name)), device="cpu", disable_pbar=True)
+
+
+def exported(root: Path, name: str, type: str = "onnx") -> Path:
+    """``name`` exported (ONNX with int8, or TorchScript) under ``root``, once per test session."""
+    out = root / f"{name}-{type}"
+    if not (out / "config.yaml").is_file():
+        auto(name).export(type=type, quantize=type == "onnx", output_dir=str(out))
+    return out
+
+
 @pytest.fixture(scope="session")
-def audio_dir() -> Path:
-    return AUDIO
+def export_root(tmp_path_factory) -> Path:
+    """One folder for the exported parity models of the session (``exported`` fills it on demand)."""
+    return tmp_path_factory.mktemp("exports")
+

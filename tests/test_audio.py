@@ -7,7 +7,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from conftest import AUDIO
+from conftest import AUDIO, read_wave
 from funasr.audio import collect_sources, decode_source, load_inputs, mix_to_mono
 from funasr.errors import AudioError
 
@@ -16,7 +16,7 @@ WAV = AUDIO / "example.wav"
 
 @pytest.fixture(scope="module")
 def wave():
-    return sf.read(WAV, dtype="float32")[0]
+    return read_wave("example.wav")
 
 
 def test_path_gives_stem_key_and_16k_mono(wave):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -12,17 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import AUDIO, MODELS, ROOT, close_ms, norm_text, parity_cases
 from funasr.writers import OutputWriter, file_stem, recognised_units, srt_cues, to_srt, write_results
-
-ROOT = Path(__file__).resolve().parents[1]
-PARITY = ROOT / "tests" / "fixtures" / "parity"
-AUDIO = PARITY / "audio"
-MODELS = PARITY / "models"
 
 
 def _expected(case_id: str) -> dict:
-    cases = json.loads((PARITY / "expected.json").read_text(encoding="utf-8"))["cases"]
-    (case,) = [c for c in cases if c["id"] == case_id]
+    (case,) = [c for c in parity_cases(case_id) if c["id"] == case_id]
     return case["expected"][0]
 
 
@@ -39,14 +33,6 @@ def _kaldi(path: Path) -> dict[str, str]:
     return dict((line.split(" ", 1) + [""])[:2] for line in lines)
 
 
-def _close(got: list, want: list, tol: int = 20) -> bool:
-    return len(got) == len(want) and all(abs(a - b) <= tol for g, w in zip(got, want) for a, b in zip(g, w))
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("<unk>", "")).strip()
-
-
 # ---- command line --------------------------------------------------------------------------
 
 
@@ -56,9 +42,9 @@ def test_default_runs_bundled_vad_and_writes_every_format(tmp_path):
     assert run.returncode == 0, run.stderr
     want = _expected("vad/example")["value"]
     key, value = run.stdout.strip().split("\t")
-    assert key == "example" and _close(json.loads(value), want)
-    assert _close(json.loads(_kaldi(out / "1best_recog" / "text")["example"]), want)
-    assert _close(json.loads((out / "example.json").read_text(encoding="utf-8"))["value"], want)
+    assert key == "example" and close_ms(json.loads(value), want)
+    assert close_ms(json.loads(_kaldi(out / "1best_recog" / "text")["example"]), want)
+    assert close_ms(json.loads((out / "example.json").read_text(encoding="utf-8"))["value"], want)
     assert (out / "example.srt").read_text(encoding="utf-8").count(" --> ") == len(want)
     assert len((out / "example.txt").read_text(encoding="utf-8").splitlines()) == len(want)
 
@@ -77,7 +63,7 @@ def test_batch_goes_on_past_bad_inputs_and_names_them(tmp_path):
     assert "corrupt.wav" in run.stderr and "missing.wav" in run.stderr and "empty" in run.stderr
     texts = _kaldi(out / "1best_recog" / "text")
     assert set(texts) == {"example", "sample"}
-    assert _close(json.loads(texts["sample"]), _expected("vad/sample")["value"])
+    assert close_ms(json.loads(texts["sample"]), _expected("vad/sample")["value"])
     assert sorted(line.split("\t")[0] for line in run.stdout.splitlines()) == ["example", "sample"]
 
 
@@ -90,7 +76,7 @@ def test_list_file_keys_name_the_results(tmp_path):
     assert run.stderr == ""  # --quiet: no progress bar
     texts = _kaldi(out / "1best_recog" / "text")
     assert list(texts) == ["utt_a", "utt_b"]
-    assert _close(json.loads(texts["utt_b"]), _expected("vad/pub_concat")["value"])
+    assert close_ms(json.loads(texts["utt_b"]), _expected("vad/pub_concat")["value"])
     assert json.loads((out / "utt_b.json").read_text(encoding="utf-8"))["key"] == "utt_b"
 
 
@@ -106,12 +92,12 @@ def test_asr_with_vad_and_punctuation_writes_sentences(tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     want = _expected("pipe/bicif_punc_sent/pub_concat")
-    assert _norm(_kaldi(out / "1best_recog" / "text")["pub_concat"]) == _norm(want["text"])
-    assert _close(json.loads(_kaldi(out / "1best_recog" / "timestamp")["pub_concat"]), want["timestamp"])
+    assert norm_text(_kaldi(out / "1best_recog" / "text")["pub_concat"]) == norm_text(want["text"])
+    assert close_ms(json.loads(_kaldi(out / "1best_recog" / "timestamp")["pub_concat"]), want["timestamp"])
     assert len(_kaldi(out / "1best_recog" / "token")["pub_concat"].split()) == len(want["timestamp"])
     srt = (out / "pub_concat.srt").read_text(encoding="utf-8")
     assert srt.count(" --> ") == len(want["sentence_info"])
-    assert _norm((out / "pub_concat.txt").read_text(encoding="utf-8")) == _norm(want["text"])
+    assert norm_text((out / "pub_concat.txt").read_text(encoding="utf-8")) == norm_text(want["text"])
 
 
 def test_punctuation_model_takes_texts():

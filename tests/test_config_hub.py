@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUNDLED_VAD, PARITY
+from conftest import BUNDLED_VAD, MODELS, ROOT
 from funasr.config import resolve_model_dir
 from funasr.errors import ConfigError, ModelNotFoundError
 from funasr.hub import resolve_model
 from hf_cache import add_to_hf_cache
 
-TINY = PARITY / "models" / "paraformer_tiny"
-ROOT = Path(__file__).parent.parent
+TINY = MODELS / "paraformer_tiny"
 
 
 def test_config_gets_absolute_paths_from_files():

@@ -2,60 +2,28 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import soundfile as sf
 import torch
 
-from conftest import AUDIO, BUNDLED_VAD, PARITY
+from conftest import ALL_MODELS, ASR_MODELS, PUNC_MODELS, auto, exported, model_path, read_wave
 from funasr.auto_model import AutoModel
 from funasr.bin.export import from_hydra_style, main
 from funasr.errors import ExportError
 from funasr.export import model_graphs
 from funasr.hotword import hotword_ids
 
-ASR_MODELS = ["paraformer_tiny", "bicif_paraformer_tiny", "seaco_paraformer_tiny", "contextual_paraformer_tiny"]
-PUNC_MODELS = ["ct_punc_tiny", "ct_punc_jieba_tiny"]
 TIMESTAMP_MODELS = {"bicif_paraformer_tiny", "seaco_paraformer_tiny"}
 HOTWORD_MODELS = {"seaco_paraformer_tiny", "contextual_paraformer_tiny"}
-ALL_MODELS = ["fsmn-vad", *ASR_MODELS, *PUNC_MODELS]
-
-
-def model_path(name: str) -> Path:
-    """The parity model folder of ``name`` (fsmn-vad is the real model bundled with the package)."""
-    return BUNDLED_VAD if name == "fsmn-vad" else PARITY / "models" / name
-
-
-@lru_cache(maxsize=None)
-def auto(name: str) -> AutoModel:
-    return AutoModel(model=str(model_path(name)), device="cpu", disable_pbar=True)
-
-
-def exported(root: Path, name: str, type: str = "onnx") -> Path:
-    """``name`` exported (ONNX with int8, or TorchScript) under ``root``, once per test session."""
-    out = root / f"{name}-{type}"
-    if not (out / "config.yaml").is_file():
-        auto(name).export(type=type, quantize=type == "onnx", output_dir=str(out))
-    return out
-
-
-@pytest.fixture(scope="session")
-def export_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp() / "exports"
-
-
-def wave(name: str) -> np.ndarray:
-    return sf.read(AUDIO / f"{name}.wav", dtype="float32")[0]
 
 
 def speech_batch(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Three padded utterances of different lengths through the model's frontend."""
-    waves = [wave("example"), wave("sample"), wave("example")[:20000]]
+    waves = [read_wave("example.wav"), read_wave("sample.wav"), read_wave("example.wav")[:20000]]
     return auto(name).model.frontend(waves)
 
 

@@ -1,35 +1,30 @@
 """Fbank -> LFR -> CMVN against the reference's features, offline and chunked."""
 import numpy as np
 import pytest
-import soundfile as sf
 
-from conftest import AUDIO, BUNDLED_VAD, PARITY
+from conftest import BUNDLED_VAD, MODELS, PARITY, read_wave
 from funasr.frontend import WavFrontend, WavFrontendOnline, apply_lfr, load_cmvn
 
-ASR_MVN = PARITY / "models" / "paraformer_tiny" / "am.mvn"
-
-
-def _wave(name="example.wav"):
-    return sf.read(AUDIO / name, dtype="float32")[0]
+ASR_MVN = MODELS / "paraformer_tiny" / "am.mvn"
 
 
 def test_asr_features_match_reference():
     ref = np.load(PARITY / "intermediates" / "paraformer_tiny__example.npz")
-    feats, lens = WavFrontend(cmvn_file=str(ASR_MVN), lfr_m=7, lfr_n=6)([_wave()])
+    feats, lens = WavFrontend(cmvn_file=str(ASR_MVN), lfr_m=7, lfr_n=6)([read_wave("example.wav")])
     assert feats.shape == ref["feats"].shape and list(lens) == list(ref["feats_len"])
     np.testing.assert_allclose(feats, ref["feats"], atol=1e-4)
 
 
 def test_vad_features_match_reference():
     ref = np.load(PARITY / "intermediates" / "fsmn-vad__example.npz")
-    feats, _ = WavFrontendOnline(cmvn_file=str(BUNDLED_VAD / "am.mvn"), lfr_m=5, lfr_n=1)([_wave()])
+    feats, _ = WavFrontendOnline(cmvn_file=str(BUNDLED_VAD / "am.mvn"), lfr_m=5, lfr_n=1)([read_wave("example.wav")])
     np.testing.assert_allclose(feats, ref["feats"], atol=1e-4)
 
 
 @pytest.mark.parametrize("chunk", [1000, 1120, 3200, 9600])
 @pytest.mark.parametrize("lfr", [(5, 1), (7, 6)])
 def test_chunked_features_equal_offline(chunk, lfr):
-    wave = _wave()
+    wave = read_wave("example.wav")
     fe = WavFrontendOnline(cmvn_file=str(ASR_MVN if lfr == (7, 6) else BUNDLED_VAD / "am.mvn"), lfr_m=lfr[0], lfr_n=lfr[1])
     cache: dict = {}
     parts = [fe.accept(wave[i : i + chunk], cache, i + chunk >= len(wave)) for i in range(0, len(wave), chunk)]
@@ -37,7 +32,7 @@ def test_chunked_features_equal_offline(chunk, lfr):
 
 
 def test_batch_is_zero_padded_per_item():
-    a, b = _wave(), _wave("sample.wav")
+    a, b = read_wave("example.wav"), read_wave("sample.wav")
     fe = WavFrontend(cmvn_file=str(ASR_MVN), lfr_m=7, lfr_n=6)
     feats, lens = fe([a, b])
     for i, w in enumerate([a, b]):
@@ -56,7 +51,7 @@ def test_lfr_replicates_edges():
 
 
 def test_short_audio_shrinks_the_frame_offline_only():
-    short = _wave()[3000:3300]
+    short = read_wave("example.wav")[3000:3300]
     assert WavFrontend(lfr_m=7, lfr_n=6).extract(short).shape[0] == 1
     assert WavFrontendOnline(lfr_m=5, lfr_n=1).extract(short).shape[0] == 0
 

@@ -2,31 +2,17 @@
 from __future__ import annotations
 
 import http.server
-import json
-import re
 import shutil
 import threading
 from functools import lru_cache
-from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
+from conftest import AUDIO, PARITY, TOLERANCE_MS, norm_text, parity_cases, read_wave
 from funasr.audio import AudioItem
 from funasr.auto_model import AutoModel
 from funasr.errors import HotwordError
-
-FIXTURES = Path(__file__).parent / "fixtures"
-PARITY = FIXTURES / "parity"
-AUDIO = PARITY / "audio"
-TS_TOLERANCE_MS = 20
-
-
-def _cases(*prefixes: str) -> list[dict]:
-    cases = json.loads((PARITY / "expected.json").read_text(encoding="utf-8"))["cases"]
-    return [c for c in cases if c["id"].startswith(prefixes)]
 
 
 @lru_cache(maxsize=None)
@@ -38,25 +24,17 @@ def _task(model: str):
     return _auto(model).model
 
 
-def _wave(name: str) -> np.ndarray:
-    return sf.read(AUDIO / f"{name}.wav", dtype="float32")[0]
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("<unk>", "")).strip()
-
-
 def _assert_same(got: dict, expected: dict) -> None:
     assert got["key"] == expected["key"]
-    assert _norm(got["text"]) == _norm(expected["text"])
+    assert norm_text(got["text"]) == norm_text(expected["text"])
     assert ("timestamp" in got) == ("timestamp" in expected)
     if "timestamp" in expected:
         assert len(got["timestamp"]) == len(expected["timestamp"])
         for (s, e), (rs, re_) in zip(got["timestamp"], expected["timestamp"]):
-            assert abs(s - rs) <= TS_TOLERANCE_MS and abs(e - re_) <= TS_TOLERANCE_MS
+            assert abs(s - rs) <= TOLERANCE_MS and abs(e - re_) <= TOLERANCE_MS
 
 
-@pytest.mark.parametrize("case", _cases("asr/", "hotword/"), ids=lambda c: c["id"])
+@pytest.mark.parametrize("case", parity_cases(("asr/", "hotword/")), ids=lambda c: c["id"])
 def test_parity(case):
     inputs = case["input"]
     inputs = [str(PARITY / p) for p in inputs] if isinstance(inputs, list) else str(PARITY / inputs)
@@ -69,7 +47,7 @@ def test_parity(case):
 @pytest.mark.parametrize("model", ["paraformer_tiny", "bicif_paraformer_tiny", "seaco_paraformer_tiny", "contextual_paraformer_tiny"])
 def test_batched_equals_one_at_a_time(model):
     task = _task(f"models/{model}")
-    items = [AudioItem("sample", _wave("sample")), AudioItem("example", _wave("example")), AudioItem("short", _wave("example")[:20000])]
+    items = [AudioItem("sample", read_wave("sample.wav")), AudioItem("example", read_wave("example.wav")), AudioItem("short", read_wave("example.wav")[:20000])]
     alone = [task([item])[0] for item in items]
     assert task(items, batch_size=3) == alone
     assert task(items, batch_size=2) == alone
@@ -80,7 +58,7 @@ def test_hotwords_batched_equal_one_at_a_time_with_filtering():
     task = _task("models/seaco_paraformer_tiny")
     tokens = task.tokenizer.token_list
     hotword = " ".join(tokens[3 + i] + tokens[40 + i] for i in range(60))
-    items = [AudioItem("sample", _wave("sample")), AudioItem("example", _wave("example"))]
+    items = [AudioItem("sample", read_wave("sample.wav")), AudioItem("example", read_wave("example.wav"))]
     alone = [task([item], hotword=hotword)[0] for item in items]
     assert task(items, hotword=hotword, batch_size=2) == alone
     assert task(items)[0]["text"] != alone[0]["text"] or task(items)[1]["text"] != alone[1]["text"]
@@ -88,7 +66,7 @@ def test_hotwords_batched_equal_one_at_a_time_with_filtering():
 
 def test_plain_paraformer_timestamps_on_request():
     task = _task("models/paraformer_tiny")
-    item = [AudioItem("example", _wave("example"))]
+    item = [AudioItem("example", read_wave("example.wav"))]
     plain = task(item)[0]
     (timed,) = task(item, pred_timestamp=True)
     assert set(plain) == {"key", "text"}
@@ -102,7 +80,7 @@ def test_plain_paraformer_timestamps_on_request():
 def test_zero_token_utterance_keeps_its_key_and_the_others():
     """A too-short segment gives empty text (with its key and timestamp []) and never empties the batch."""
     task = _task("models/seaco_paraformer_tiny")
-    short = _wave("example")[:900]
+    short = read_wave("example.wav")[:900]
     with torch.inference_mode():
         feats, lens = task.frontend([short])
         model = task.model
@@ -110,14 +88,14 @@ def test_zero_token_utterance_keeps_its_key_and_the_others():
         assert model.predict(enc, enc_lens).token_num.tolist() == [0]
     (alone,) = task([AudioItem("short", short)], hotword="今天 朋友")
     assert alone == {"key": "short", "text": "", "timestamp": []}
-    full = task([AudioItem("example", _wave("example"))], hotword="今天 朋友")[0]
-    both = task([AudioItem("short", short), AudioItem("example", _wave("example"))], hotword="今天 朋友", batch_size=2)
+    full = task([AudioItem("example", read_wave("example.wav"))], hotword="今天 朋友")[0]
+    both = task([AudioItem("short", short), AudioItem("example", read_wave("example.wav"))], hotword="今天 朋友", batch_size=2)
     assert both == [alone, full]
 
 
 def test_hotword_file_equals_hotword_string(tmp_path):
     task = _task("models/contextual_paraformer_tiny")
-    item = [AudioItem("example", _wave("example"))]
+    item = [AudioItem("example", read_wave("example.wav"))]
     path = tmp_path / "hot.txt"
     path.write_text("今天\n\n朋友\n电话\n", encoding="utf-8")
     assert task(item, hotword=str(path)) == task(item, hotword="今天 朋友 电话")
@@ -137,7 +115,7 @@ def test_hotword_url(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         task = _task("models/seaco_paraformer_tiny")
-        item = [AudioItem("example", _wave("example"))]
+        item = [AudioItem("example", read_wave("example.wav"))]
         url = f"http://127.0.0.1:{server.server_address[1]}/hot.txt"
         assert task(item, hotword=url) == task(item, hotword="今天 朋友 电话")
         with pytest.raises(HotwordError, match="missing.txt"):
@@ -149,13 +127,13 @@ def test_hotword_url(tmp_path):
 def test_missing_hotword_file_is_a_clear_error(tmp_path):
     task = _task("models/seaco_paraformer_tiny")
     with pytest.raises(HotwordError, match="does not exist"):
-        task([AudioItem("example", _wave("example"))], hotword=str(tmp_path / "nope.txt"))
+        task([AudioItem("example", read_wave("example.wav"))], hotword=str(tmp_path / "nope.txt"))
 
 
 @pytest.mark.parametrize("model", ["seaco_paraformer_tiny", "contextual_paraformer_tiny"])
 def test_empty_hotword_list_is_a_no_op(model, tmp_path):
     task = _task(f"models/{model}")
-    item = [AudioItem("example", _wave("example"))]
+    item = [AudioItem("example", read_wave("example.wav"))]
     (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
     plain = task(item)
     assert task(item, hotword="") == plain
@@ -165,7 +143,7 @@ def test_empty_hotword_list_is_a_no_op(model, tmp_path):
 
 def test_clas_scale_changes_contextual_biasing():
     task = _task("models/contextual_paraformer_tiny")
-    item = [AudioItem("example", _wave("example"))]
+    item = [AudioItem("example", read_wave("example.wav"))]
     default = task(item, hotword="今天 朋友 电话")
     assert task(item, hotword="今天 朋友 电话", clas_scale=1.0) == default
     assert task(item, hotword="今天 朋友 电话", clas_scale=40.0) != default
@@ -180,7 +158,7 @@ def test_hotwords_are_encoded_once_per_string():
 
 def test_deterministic_on_cpu():
     task = _task("models/bicif_paraformer_tiny")
-    item = [AudioItem("sample", _wave("sample"))]
+    item = [AudioItem("sample", read_wave("sample.wav"))]
     assert task(item) == task(item)
 
 
@@ -194,15 +172,15 @@ def test_seg_dict_of_the_model_tokenises_hotwords(tmp_path):
     assert tok.seg_dict is not None
     by_pieces = task.hotword_bias("今天 朋友")
     assert torch.equal(by_pieces, task.model.encode_hotwords([tok.tokens2ids(["今", "天"]), tok.tokens2ids(["朋", "友"]), [1]]))
-    item = [AudioItem("example", _wave("example"))]
+    item = [AudioItem("example", read_wave("example.wav"))]
     assert task(item, hotword="今天 朋友") != _task("models/seaco_paraformer_tiny")(item, hotword="今天 朋友")
 
 
 def test_audio_shorter_than_a_frame_gives_empty_text():
     task = _task("models/bicif_paraformer_tiny")
-    tiny = _wave("example")[8000:8100]
-    full = task([AudioItem("example", _wave("example"))])[0]
-    got = task([AudioItem("tiny", tiny), AudioItem("example", _wave("example"))], batch_size=2)
+    tiny = read_wave("example.wav")[8000:8100]
+    full = task([AudioItem("example", read_wave("example.wav"))])[0]
+    got = task([AudioItem("tiny", tiny), AudioItem("example", read_wave("example.wav"))], batch_size=2)
     assert got == [{"key": "tiny", "text": "", "timestamp": []}, full]
 
 

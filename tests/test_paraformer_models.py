@@ -2,21 +2,18 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from conftest import CHECKPOINTS, PARITY
 from funasr import registry
 from funasr.config import resolve_model_dir
 from funasr.errors import CheckpointError, ConfigError
 from funasr.models import load_checkpoint
 
-FIXTURES = Path(__file__).parent / "fixtures"
-PARITY = FIXTURES / "parity"
-CHECKPOINTS = FIXTURES / "checkpoints"
 FAMILY = {
     "paraformer": "Paraformer",
     "bicif_paraformer": "BiCifParaformer",

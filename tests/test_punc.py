@@ -2,28 +2,20 @@
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from conftest import CHECKPOINTS, PARITY, norm_text, parity_cases
 from funasr import AutoModel, registry
 from funasr.models.ct_transformer import text as rules
 from funasr.tasks.punc import PuncTask, TextItem
 
-FIXTURES = Path(__file__).parent / "fixtures"
-PARITY = FIXTURES / "parity"
 PUNC_LIST = ["<unk>", "_", "，", "。", "？", "、"]
 UNK, NONE, COMMA, PERIOD, QUESTION, PAUSE = range(6)
-
-
-def _cases(prefix: str) -> list[dict]:
-    cases = json.loads((PARITY / "expected.json").read_text(encoding="utf-8"))["cases"]
-    return [c for c in cases if c["id"].startswith(prefix)]
 
 
 @lru_cache(maxsize=None)
@@ -49,16 +41,12 @@ def _run(words: list[str], labels: dict[int, int], split_size: int = 20) -> list
 # ---- parity with the reference -------------------------------------------------------------
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("<unk>", "")).strip()
-
-
-@pytest.mark.parametrize("case", _cases("punc/"), ids=lambda c: c["id"])
+@pytest.mark.parametrize("case", parity_cases("punc/"), ids=lambda c: c["id"])
 def test_parity(case):
     (expected,) = case["expected"]
     (got,) = _auto(case["init"]["model"]).generate(case["input"], **case["generate"])
     assert got["key"].startswith("rand_key_")
-    assert _norm(got["text"]) == _norm(expected["text"])
+    assert norm_text(got["text"]) == norm_text(expected["text"])
     assert got["punc_array"] == expected["punc_array"]
 
 
@@ -90,8 +78,8 @@ def test_split_size_changes_windows_not_word_count():
 
 @pytest.mark.parametrize("name", ["ct_punc", "ct_punc_c"])
 def test_released_layout(name):
-    listing = [line.split("\t") for line in (FIXTURES / "checkpoints" / f"{name}.tsv").read_text().splitlines()]
-    cfg = yaml.safe_load((FIXTURES / "checkpoints" / f"{name}.config.yaml").read_text(encoding="utf-8"))
+    listing = [line.split("\t") for line in (CHECKPOINTS / f"{name}.tsv").read_text().splitlines()]
+    cfg = yaml.safe_load((CHECKPOINTS / f"{name}.config.yaml").read_text(encoding="utf-8"))
     vocab = json.loads(listing[0][1])[0]
     with torch.device("meta"):
         model = registry.lookup(cfg["model"]).from_config(cfg, input_size=None, vocab_size=vocab)
@@ -101,7 +89,7 @@ def test_released_layout(name):
 
 
 def test_from_config_needs_vocab():
-    cfg = yaml.safe_load((FIXTURES / "checkpoints" / "ct_punc_c.config.yaml").read_text(encoding="utf-8"))
+    cfg = yaml.safe_load((CHECKPOINTS / "ct_punc_c.config.yaml").read_text(encoding="utf-8"))
     with pytest.raises(Exception, match="token list"):
         registry.lookup("CTTransformer").from_config(cfg, input_size=None, vocab_size=None)
 

@@ -12,11 +12,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from conftest import AUDIO, PARITY, parity_cases
-from test_export import ALL_MODELS, auto, exported, model_path
+from conftest import ALL_MODELS, AUDIO, PARITY, ROOT, RUNTIME, TOLERANCE_MS, auto, close_ms, exported, model_path, norm_text, parity_cases
 
-REPO = Path(__file__).resolve().parent.parent
-RUNTIME = REPO / "runtime" / "python"
 sys.path.insert(0, str(RUNTIME))
 
 import funasr_onnx  # noqa: E402
@@ -26,7 +23,6 @@ from funasr.errors import ModelNotFoundError  # noqa: E402
 
 CASES = parity_cases("")
 STREAM_CHUNKS_MS = (200, 600)
-TOLERANCE_MS = 20
 
 # Runs the jobs in a process where ``import torch`` fails, as in an environment without torch.
 WORKER = r"""
@@ -73,9 +69,8 @@ def _name(rel: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def export_dirs(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.getbasetemp() / "exports"  # shared with test_export.py in one session
-    return {name: str(exported(root, name)) for name in ALL_MODELS}
+def export_dirs(export_root) -> dict[str, str]:
+    return {name: str(exported(export_root, name)) for name in ALL_MODELS}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +84,7 @@ def torch_free_results(export_dirs, tmp_path_factory) -> dict:
         jobs.append({"id": f"stream/{ms}", "init": {"model": export_dirs["fsmn-vad"]}, "input": {"array_from": str(AUDIO / "pub_concat.wav")}, "generate": {}, "stream_ms": ms})
     folder = tmp_path_factory.mktemp("torch_free")
     (folder / "jobs.json").write_text(json.dumps(jobs, ensure_ascii=False), encoding="utf-8")
-    args = [sys.executable, "-c", WORKER, str(REPO), str(RUNTIME), str(folder / "jobs.json"), str(folder / "out.json")]
+    args = [sys.executable, "-c", WORKER, str(ROOT), str(RUNTIME), str(folder / "jobs.json"), str(folder / "out.json")]
     run = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads((folder / "out.json").read_text(encoding="utf-8"))
@@ -109,23 +104,15 @@ def _torch_output(case: dict) -> list:
     return model.generate(data, **kwargs)
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("<unk>", "")).strip()
-
-
-def _close(got: list, want: list) -> bool:
-    return len(got) == len(want) and all(abs(a - b) <= TOLERANCE_MS for g, w in zip(got, want) for a, b in zip(g, w))
-
-
 def _assert_matches_reference(got: dict, want: dict) -> None:
     """The comparison of tests/fixtures/parity/README.md (keys of array and text inputs are ours: content hashes, not random)."""
     assert got["key"] == want["key"] or want["key"].startswith("rand_key_")
     if "value" in want:
-        assert _close(got["value"], want["value"])
+        assert close_ms(got["value"], want["value"])
     if "text" in want:
-        assert _norm(got["text"]) == _norm(want["text"])
+        assert norm_text(got["text"]) == norm_text(want["text"])
     if "timestamp" in want:
-        assert _close(got["timestamp"], want["timestamp"])
+        assert close_ms(got["timestamp"], want["timestamp"])
     if "punc_array" in want:
         assert list(got["punc_array"]) == list(want["punc_array"])
     if "sentence_info" in want:
@@ -237,7 +224,7 @@ def test_vad_kwargs_configure_the_vad(export_dirs):
     model = funasr_onnx.AutoModel(model=export_dirs["fsmn-vad"], max_single_segment_time=2000)
     (out,) = model.generate(str(AUDIO / "pub_concat.wav"))
     (want,) = [c for c in CASES if c["id"] == "vad/maxseg2s"]
-    assert _close(out["value"], want["expected"][0]["value"])
+    assert close_ms(out["value"], want["expected"][0]["value"])
 
 
 def test_folder_without_graphs_says_how_to_export():

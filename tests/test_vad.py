@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import AUDIO, BUNDLED_VAD, PARITY, parity_cases, parity_path
+from conftest import AUDIO, BUNDLED_VAD, PARITY, TOLERANCE_MS, parity_cases, parity_path, read_wave
 from funasr.audio import AudioItem
 from funasr.auto_model import AutoModel
 from funasr.config import resolve_model_dir
@@ -19,18 +19,11 @@ from funasr.models import load_checkpoint
 from funasr.models.fsmn_vad.model import FsmnVADStreaming
 from funasr.models.fsmn_vad.segmenter import Segmenter, VADOptions, VADStream
 
-TOL_MS = 20
-
-
-def read(name: str) -> np.ndarray:
-    return sf.read(AUDIO / name, dtype="float32")[0]
-
-
 def assert_segments_close(got: list, expected: list) -> None:
     assert len(got) == len(expected), (got, expected)
     for g, e in zip(got, expected):
         for a, b in zip(g, e):
-            assert (a == -1) == (b == -1) and abs(a - b) <= TOL_MS, (got, expected)
+            assert (a == -1) == (b == -1) and abs(a - b) <= TOLERANCE_MS, (got, expected)
 
 
 def join_events(events: list) -> list:
@@ -87,7 +80,7 @@ def test_frontend_features_match_reference():
     ref = np.load(PARITY / "intermediates" / "fsmn-vad__example.npz")["feats"]
     cfg = resolve_model_dir(BUNDLED_VAD)
     frontend = WavFrontendOnline(**cfg["frontend_conf"])
-    feats, _ = frontend([read("example.wav")])
+    feats, _ = frontend([read_wave("example.wav")])
     np.testing.assert_allclose(feats, ref, atol=1e-3)
 
 
@@ -126,7 +119,7 @@ def test_max_single_segment_time_from_constructor():
 
 
 def test_max_end_silence_time_applies_to_that_call_only(vad):
-    wav = read("sample.wav")
+    wav = read_wave("sample.wav")
     dynamic = [[770, 5980]]  # the default schedule: 2000 ms of silence end a segment
     classic = [[770, 2400], [3380, 5980]]  # 800 ms (FunASR < 1.4 and its onnx runtime)
     assert_segments_close(vad.generate(input=wav)[0]["value"], dynamic)
@@ -135,14 +128,14 @@ def test_max_end_silence_time_applies_to_that_call_only(vad):
 
 
 def test_dynamic_silence_false_is_classic_behaviour(vad):
-    wav = read("pub_concat.wav")
+    wav = read_wave("pub_concat.wav")
     classic = vad.generate(input=wav, max_end_silence_time=800)[0]["value"]
     assert vad.generate(input=wav, dynamic_silence=False)[0]["value"] == classic
     assert len(classic) > len(vad.generate(input=wav)[0]["value"])
 
 
 def test_speech_noise_thres_applies_to_that_call_only(vad):
-    wav = read("pub_concat.wav")
+    wav = read_wave("pub_concat.wav")
     base = vad.generate(input=wav, dynamic_silence=False)[0]["value"]
     strict = vad.generate(input=wav, dynamic_silence=False, speech_noise_thres=0.95)[0]["value"]
     assert strict != base
@@ -152,7 +145,7 @@ def test_speech_noise_thres_applies_to_that_call_only(vad):
 
 def test_constructor_max_end_silence_time_turns_the_schedule_off():
     model = AutoModel(model=str(BUNDLED_VAD), max_end_silence_time=800, disable_pbar=True)
-    assert_segments_close(model.generate(input=read("sample.wav"))[0]["value"], [[770, 2400], [3380, 5980]])
+    assert_segments_close(model.generate(input=read_wave("sample.wav"))[0]["value"], [[770, 2400], [3380, 5980]])
 
 
 @pytest.mark.parametrize("samples", [0, 100, 48000])
@@ -172,7 +165,7 @@ def test_noise_only_audio(vad):
 @pytest.mark.parametrize("chunk_ms", [200, 600])
 def test_streaming_matches_reference(vad, chunk_ms):
     expected = json.loads((PARITY / "vad_streaming.json").read_text())["per_chunk"][str(chunk_ms)]
-    wav = read("pub_concat.wav")
+    wav = read_wave("pub_concat.wav")
     step = chunk_ms * 16
     chunks = [wav[i : i + step] for i in range(0, len(wav), step)]
     assert len(chunks) == len(expected)
@@ -189,7 +182,7 @@ def test_streaming_matches_reference(vad, chunk_ms):
 
 
 def test_streaming_uneven_chunks_carry_samples(vad):
-    wav = read("sample.wav")
+    wav = read_wave("sample.wav")
     cache: dict = {}
     events = []
     for i in range(0, len(wav), 5000):  # 312.5 ms pieces with chunk_size=200: leftovers carry over

@@ -21,20 +21,19 @@ import torch
 
 import funasr.audio
 import funasr.hub
-from conftest import AUDIO, BUNDLED_VAD, PARITY
+from conftest import AUDIO, MODELS, model_path, read_wave
 from funasr.audio import Source, decode_source, load_inputs, open_recording
 from funasr.auto_model import AutoModel
 from funasr.errors import AudioError, CheckpointError, ConfigError, HotwordError
 from funasr.hotword import read_hotwords
 
 WAV = AUDIO / "example.wav"
-MODELS = PARITY / "models"
 
 
 def model_copy(tmp_path: Path, name: str) -> Path:
     """A writable copy of a tiny parity model folder (``fsmn-vad``: the bundled one)."""
     out = tmp_path / name
-    shutil.copytree(BUNDLED_VAD if name == "fsmn-vad" else MODELS / name, out)
+    shutil.copytree(model_path(name), out)
     return out
 
 
@@ -113,7 +112,7 @@ def test_truncated_wav_decodes_what_is_there_with_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="funasr.audio"):
         (item,) = load_inputs(str(cut))
         recording = open_recording(Source("cut", str(cut)))
-    whole = sf.read(WAV, dtype="float32")[0]
+    whole = read_wave("example.wav")
     np.testing.assert_array_equal(item.waveform, whole[: len(item.waveform)])
     assert 0.4 < len(item.waveform) / len(whole) < 0.6 and recording.length == len(item.waveform)
     warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]

@@ -117,7 +117,7 @@ def worker(model_dir: str, threads: int, minutes: float, repeat: int) -> dict:
         batches[batch_size] = {"rtf": (time.perf_counter() - start) / audio_s, "peak_mb": rss_mb("VmHWM")}
     return {
         "threads": threads,
-        "params_m": sum(p.numel() for p in task.model.parameters()) / 1e6,
+        "params_m": sum(p.numel() for p in task.net.module.parameters()) / 1e6,
         "rtf": rtf,
         "gflop_per_audio_s": counter.get_total_flops() / 1e9 / 8.0,
         "gemm_gflops": peak_gemm,

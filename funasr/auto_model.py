@@ -1,7 +1,6 @@
 """AutoModel: find, build and load a model from its directory, then run it on inputs."""
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -14,22 +13,9 @@ from funasr.errors import CheckpointError, FunASRError
 from funasr.hub import resolve_model
 from funasr.models import load_checkpoint
 from funasr.runner import Runner
+from funasr.tasks import frontend_and_tokenizer, make_task
 
 log = logging.getLogger(__name__)
-
-TASKS = {"vad": "funasr.tasks.vad:VADTask", "asr": "funasr.tasks.asr:ASRTask", "punc": "funasr.tasks.punc:PuncTask"}
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def pick_device(device: Optional[str]) -> torch.device:
-    """The requested device, or the CPU (with a warning) when it is not available."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        log.warning("device %r asked for, but CUDA is not available: running on the CPU", device)
-        return torch.device("cpu")
-    return dev
 
 
 def build_task(
@@ -40,13 +26,12 @@ def build_task(
     dtype: Optional[str] = None,
     **overrides: Any,
 ) -> Any:
-    """Resolve ``model`` to a directory, build model, frontend and tokenizer, load weights, wrap in its task."""
+    """Resolve ``model`` to a directory, build model, frontend and tokenizer, load weights, wrap in its engine and task."""
     cfg = resolve_model_dir(resolve_model(str(model), hub=hub, revision=revision), overrides)
-    frontend = registry.build(cfg["frontend"], **(cfg.get("frontend_conf") or {})) if cfg.get("frontend") else None
-    tokenizer = registry.build(cfg["tokenizer"], **(cfg.get("tokenizer_conf") or {})) if cfg.get("tokenizer") else None
-    model_cls = registry.lookup(cfg["model"])
+    family = registry.family_of(cfg["model"])
+    frontend, tokenizer = frontend_and_tokenizer(cfg)
     with torch.device("meta"):  # no random init: every parameter comes from the checkpoint
-        net = model_cls.from_config(
+        net = registry.lookup(cfg["model"]).from_config(
             cfg,
             input_size=frontend.output_size() if frontend is not None else None,
             vocab_size=len(tokenizer) if tokenizer is not None else None,
@@ -54,12 +39,8 @@ def build_task(
     if not cfg.get("init_param"):
         raise CheckpointError(f"model directory {cfg['model_dir']} has no model.pt; pass init_param= or a complete directory")
     load_checkpoint(net, cfg["init_param"])
-    dev = pick_device(device)
-    net = net.to(dev).eval()
-    if dtype in DTYPES:
-        net = net.to(DTYPES[dtype])
-    module, name = TASKS[model_cls.task].split(":")
-    return getattr(importlib.import_module(module), name)(net, frontend, tokenizer, cfg)
+    engine = registry.resolve(family.torch_engine)(net, cfg, device, dtype)
+    return make_task(engine, frontend, tokenizer, cfg)
 
 
 class AutoModel(Runner):
@@ -95,7 +76,7 @@ class AutoModel(Runner):
         sub = {"hub": hub, "device": device}
         vad = build_task(vad_model, revision=vad_model_revision, **{**sub, **(vad_kwargs or {})}) if vad_model else None
         punc = build_task(punc_model, revision=punc_model_revision, **{**sub, **(punc_kwargs or {})}) if punc_model else None
-        super().__init__(main, type(main.model).task, vad, punc, batch_size, disable_pbar, kwargs)
+        super().__init__(main, main.kind, vad, punc, batch_size, disable_pbar, kwargs)
 
     def export(self, type: str = "onnx", quantize: bool = False, output_dir: Optional[str] = None, **kwargs: Any) -> str:
         """Export the main model (``onnx``, ``torchscript`` or ``tensorrt``); returns the output folder."""

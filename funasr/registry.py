@@ -1,8 +1,19 @@
-"""Name -> class table: the names that appear in config.yaml resolve here."""
+"""Model families and the name -> class table (torch-free).
+
+Each folder ``funasr/models/<family>/`` declares its family in ``family.py`` (numpy only):
+``FAMILY = Family(...)`` names the config ``model:`` names it serves, the modules that
+register its classes, its task, its PyTorch and onnxruntime engines, its export graphs and
+its int8 exclusions. The registry finds the families by scanning those files, so adding a
+family touches no table elsewhere. Class names that appear in config.yaml (models, encoders,
+frontends, tokenizers, ...) resolve through :func:`lookup`.
+"""
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, TypeVar
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
 
 from funasr.errors import ConfigError
 
@@ -10,17 +21,57 @@ T = TypeVar("T", bound=type)
 
 _TABLE: dict[str, type] = {}
 
-# Modules whose import registers the classes config.yaml files name.
-_PROVIDERS = (
-    "funasr.frontend",
-    "funasr.tokenizer",
-    "funasr.models.sanm",
-    "funasr.models.fsmn_vad.model",
-    "funasr.models.paraformer",
-    "funasr.models.seaco_paraformer",
-    "funasr.models.contextual_paraformer",
-    "funasr.models.ct_transformer.model",
-)
+# Torch-free modules whose import registers the frontends and tokenizers config.yaml files name.
+CORE_MODULES = ("funasr.frontend", "funasr.tokenizer")
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a model family declares in ``funasr/models/<family>/family.py``.
+
+    References to code are ``"module:attribute"`` strings, imported only when used, so the
+    declaration needs no torch. ``modules`` are the (PyTorch) modules whose import registers
+    the family's model classes and parts; ``torch_engine`` / ``onnx_engine`` are engine
+    classes (``funasr.engines``): ``TorchEngine(module, device, dtype)`` and
+    ``OnnxEngine(load, cfg)`` where ``load(name)`` loads an exported graph; ``graphs`` is
+    ``graphs(module, frontend) -> list[ExportGraph]``; ``quantize_exclude`` are parts of
+    MatMul node names that int8 export keeps float. ``always_bias`` (ASR): the network
+    biases with the hotword sentinel alone when given no hotwords.
+    """
+
+    task: str
+    models: tuple[str, ...]
+    modules: tuple[str, ...]
+    torch_engine: str
+    onnx_engine: Optional[str] = None
+    graphs: Optional[str] = None
+    quantize_exclude: tuple[str, ...] = ()
+    always_bias: bool = False
+
+
+def resolve(ref: str) -> Any:
+    """The attribute named by ``"module:attribute"`` (its module imported; import errors propagate)."""
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@lru_cache(maxsize=None)
+def families() -> tuple[Family, ...]:
+    """Every family declared under funasr/models, in folder order."""
+    root = Path(__file__).resolve().parent / "models"
+    found = []
+    for path in sorted(root.glob("*/family.py")):
+        found.append(importlib.import_module(f"funasr.models.{path.parent.name}.family").FAMILY)
+    return tuple(found)
+
+
+def family_of(model: str) -> Family:
+    """The family serving config ``model:`` name ``model``."""
+    for family in families():
+        if model in family.models:
+            return family
+    known = ", ".join(sorted(m for f in families() for m in f.models))
+    raise ConfigError(f"config names the model {model!r}, which funasr does not know (known: {known})")
 
 
 def register(*aliases: str) -> Callable[[T], T]:
@@ -34,20 +85,27 @@ def register(*aliases: str) -> Callable[[T], T]:
     return deco
 
 
-def _load_providers() -> None:
-    for mod in _PROVIDERS:
+def import_modules(modules: tuple[str, ...]) -> bool:
+    """Import ``modules`` (registering their classes); False when torch is missing. Any other import error raises."""
+    for mod in modules:
         try:
             importlib.import_module(mod)
-        except ModuleNotFoundError as e:  # a provider not written yet, or torch absent
-            if e.name is None or not (e.name.startswith("funasr") or e.name == "torch"):
+        except ModuleNotFoundError as e:
+            if e.name is None or e.name.split(".")[0] != "torch":
                 raise
+            return False
+    return True
 
 
 def lookup(name: str) -> type:
     """Return the class registered under ``name``."""
+    if name in _TABLE:
+        return _TABLE[name]
+    import_modules(CORE_MODULES)
+    have_torch = all([import_modules(f.modules) for f in families()])
     if name not in _TABLE:
-        _load_providers()
-    if name not in _TABLE:
+        if not have_torch:
+            raise ConfigError(f"{name!r} is not a torch-free class and torch is not installed; pip install torch to build it")
         known = ", ".join(sorted(_TABLE)) or "none"
         raise ConfigError(f"config names the class {name!r}, which funasr does not know (known: {known})")
     return _TABLE[name]

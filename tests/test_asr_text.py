@@ -6,7 +6,8 @@ import pytest
 
 from funasr.errors import HotwordError
 from funasr.hotword import hotword_ids, read_hotwords, seg_tokenize
-from funasr.postprocess import integrate_and_fire, sentence_postprocess, ts_prediction_lfr6_standard
+from funasr.models.paraformer.cif import integrate_and_fire, ts_prediction_lfr6_standard
+from funasr.postprocess import sentence_postprocess
 from funasr.tokenizer import CharTokenizer
 
 STAMPS = [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]]

@@ -30,12 +30,12 @@ def speech_batch(name: str) -> tuple[np.ndarray, np.ndarray]:
 def hotword_rows(name: str, words: list[str]) -> torch.Tensor:
     task = auto(name).model
     with torch.inference_mode():
-        return task.model.encode_hotwords(hotword_ids(words, task.tokenizer, sos=task.model.sos))
+        return task.net.encode_hotwords(hotword_ids(words, task.tokenizer, sos=task.net.module.sos))
 
 
 def torch_asr(name: str, feats: np.ndarray, lens: np.ndarray, bias: torch.Tensor = None) -> dict[str, np.ndarray]:
     """The eager model's log-probabilities, token counts and (for timestamp models) upsampled weights."""
-    model = auto(name).model.model
+    model = auto(name).model.net.module
     with torch.inference_mode():
         enc, enc_lens = model.encode(torch.from_numpy(feats), torch.from_numpy(lens))
         cif = model.predict(enc, enc_lens)
@@ -48,7 +48,7 @@ def torch_asr(name: str, feats: np.ndarray, lens: np.ndarray, bias: torch.Tensor
 def onnx_feed(name: str, feats: np.ndarray, lens: np.ndarray, bias: torch.Tensor = None) -> dict[str, np.ndarray]:
     feed = {"speech": feats, "speech_lengths": lens.astype(np.int32)}
     if name in HOTWORD_MODELS:
-        dim = auto(name).model.model.bias_encoder.hidden_size
+        dim = auto(name).model.net.module.bias_encoder.hidden_size
         rows = np.zeros((1, dim), np.float32) if bias is None else bias.numpy()  # all zero: no hotwords
         feed["bias_embed"] = np.ascontiguousarray(np.broadcast_to(rows, (len(lens),) + rows.shape))
     return feed
@@ -170,7 +170,7 @@ def test_seaco_zero_bias_means_no_hotwords_and_many_hotwords_are_filtered(export
 def test_hotword_embedder_equals_pytorch(export_root, name):
     session = ort.InferenceSession(str(exported(export_root, name) / "model_eb.onnx"))
     task = auto(name).model
-    ids = hotword_ids(["今天", "朋友电话", "a"], task.tokenizer, sos=task.model.sos)
+    ids = hotword_ids(["今天", "朋友电话", "a"], task.tokenizer, sos=task.net.module.sos)
     padded = np.zeros((len(ids), max(map(len, ids))), np.int32)
     for i, h in enumerate(ids):
         padded[i, : len(h)] = h
@@ -183,7 +183,7 @@ def test_vad_onnx_in_chunks_equals_pytorch(export_root):
     out = exported(export_root, "fsmn-vad")
     feats = np.random.default_rng(0).standard_normal((1, 250, 400)).astype(np.float32)
     with torch.inference_mode():
-        want, _ = auto("fsmn-vad").model.model(torch.from_numpy(feats))
+        want, _ = auto("fsmn-vad").model.net.module(torch.from_numpy(feats))
     for file, check in (("model.onnx", "equal"), ("model_quant.onnx", "cosine")):
         session = ort.InferenceSession(str(out / file))
         caches = [np.zeros((1, 128, 19, 1), np.float32) for _ in range(4)]
@@ -202,7 +202,7 @@ def test_vad_onnx_in_chunks_equals_pytorch(export_root):
 @pytest.mark.parametrize("name", PUNC_MODELS)
 def test_punc_onnx_equals_pytorch(export_root, name):
     out = exported(export_root, name)
-    model = auto(name).model.model
+    model = auto(name).model.net.module
     ids = np.random.default_rng(1).integers(1, model.embed.num_embeddings, (2, 37)).astype(np.int32)
     lens = np.array([37, 11], np.int32)
     for file in ("model.onnx", "model_quant.onnx"):
@@ -238,13 +238,13 @@ def test_torchscript_vad_and_punc(export_root):
     feats = torch.randn(1, 50, 400)
     with torch.inference_mode():
         scores, *caches = vad(feats, *[torch.zeros(1, 128, 19, 1)] * 4)
-        want, want_caches = auto("fsmn-vad").model.model(feats)
+        want, want_caches = auto("fsmn-vad").model.net.module(feats)
     torch.testing.assert_close(scores, want)
     torch.testing.assert_close(caches[0][..., 0].transpose(1, 2), want_caches[0])
     punc = torch.jit.load(str(exported(export_root, "ct_punc_tiny", "torchscript") / "model.torchscript"))
     ids = torch.randint(1, 100, (1, 23), dtype=torch.int32)
     with torch.inference_mode():
-        torch.testing.assert_close(punc(ids, torch.tensor([23], dtype=torch.int32)), auto("ct_punc_tiny").model.model(ids.long(), torch.tensor([23])))
+        torch.testing.assert_close(punc(ids, torch.tensor([23], dtype=torch.int32)), auto("ct_punc_tiny").model.net.module(ids.long(), torch.tensor([23])))
 
 
 # ---- TensorRT ------------------------------------------------------------------------------
@@ -277,14 +277,14 @@ def graph_feeds(name: str) -> dict[str, dict[str, np.ndarray]]:
         feats = np.random.default_rng(0).standard_normal((1, 250, 400)).astype(np.float32)
         return {"model": {"speech": feats, **{f"in_cache{i}": np.zeros((1, 128, 19, 1), np.float32) for i in range(4)}}}
     if name in PUNC_MODELS:
-        ids = np.random.default_rng(1).integers(1, auto(name).model.model.embed.num_embeddings, (2, 37)).astype(np.int32)
+        ids = np.random.default_rng(1).integers(1, auto(name).model.net.module.embed.num_embeddings, (2, 37)).astype(np.int32)
         return {"model": {"inputs": ids, "text_lengths": np.array([37, 11], np.int32)}}
     words = ["今天", "朋友电话", "a"]
     feats, lens = speech_batch(name)
     feeds = {"model": onnx_feed(name, feats, lens, hotword_rows(name, words) if name in HOTWORD_MODELS else None)}
     if name in HOTWORD_MODELS:
         task = auto(name).model
-        ids = hotword_ids(words, task.tokenizer, sos=task.model.sos)
+        ids = hotword_ids(words, task.tokenizer, sos=task.net.module.sos)
         feeds["model_eb"] = {"hotword": np.array([h + [0] * (10 - len(h)) for h in ids], np.int32)}
     return feeds
 
@@ -342,7 +342,7 @@ def test_tensorrt_engine_matches_pytorch(tmp_path, name, fp16):
             assert a.shape == b.shape and (np.array_equal(a, b) if a.dtype.kind in "iu" else cosine(a, b) >= 0.999)
     elif name.startswith("ct_punc"):
         with torch.inference_mode():
-            want = auto(name).model.model(torch.from_numpy(feed["inputs"][:1]).long(), torch.tensor([37]))
+            want = auto(name).model.net.module(torch.from_numpy(feed["inputs"][:1]).long(), torch.tensor([37]))
         torch.testing.assert_close(torch.from_numpy(got[0][:1]), want, atol=1e-3, rtol=1e-3)
     else:
         feats, lens = speech_batch(name)

@@ -83,7 +83,7 @@ def test_zero_token_utterance_keeps_its_key_and_the_others():
     short = read_wave("example.wav")[:900]
     with torch.inference_mode():
         feats, lens = task.frontend([short])
-        model = task.model
+        model = task.net.module
         enc, enc_lens = model.encode(torch.from_numpy(feats), torch.from_numpy(lens))
         assert model.predict(enc, enc_lens).token_num.tolist() == [0]
     (alone,) = task([AudioItem("short", short)], hotword="今天 朋友")
@@ -171,7 +171,7 @@ def test_seg_dict_of_the_model_tokenises_hotwords(tmp_path):
     tok = task.tokenizer
     assert tok.seg_dict is not None
     by_pieces = task.hotword_bias("今天 朋友")
-    assert torch.equal(by_pieces, task.model.encode_hotwords([tok.tokens2ids(["今", "天"]), tok.tokens2ids(["朋", "友"]), [1]]))
+    assert torch.equal(by_pieces, task.net.encode_hotwords([tok.tokens2ids(["今", "天"]), tok.tokens2ids(["朋", "友"]), [1]]))
     item = [AudioItem("example", read_wave("example.wav"))]
     assert task(item, hotword="今天 朋友") != _task("models/seaco_paraformer_tiny")(item, hotword="今天 朋友")
 
@@ -189,8 +189,8 @@ def test_half_precision_gives_the_float32_results(model):
     path = str(PARITY / "models" / model)
     want = _auto(f"models/{model}").generate(str(AUDIO / "example.wav"), hotword="今天")[0]
     half = AutoModel(model=path, fp16=True, disable_pbar=True)
-    assert next(half.model.model.encoder.parameters()).dtype == torch.float16
-    assert next(half.model.model.predictor.parameters()).dtype == torch.float32  # the CIF's running sum
+    assert next(half.model.net.module.encoder.parameters()).dtype == torch.float16
+    assert next(half.model.net.module.predictor.parameters()).dtype == torch.float32  # the CIF's running sum
     got = half.generate(str(AUDIO / "example.wav"), hotword="今天")[0]
     assert got["text"] == want["text"] and got.get("timestamp") == want.get("timestamp")
     bf16 = AutoModel(model=path, bf16=True, disable_pbar=True).generate(str(AUDIO / "example.wav"), hotword="今天")[0]

@@ -85,7 +85,7 @@ def test_released_layout(name):
         model = registry.lookup(cfg["model"]).from_config(cfg, input_size=None, vocab_size=vocab)
     got = [(k, list(v.shape)) for k, v in model.state_dict().items()]
     assert got == [(k, json.loads(shape)) for k, shape, _ in listing]
-    assert model.task == "punc"
+    assert registry.family_of(cfg["model"]).task == "funasr.tasks.punc:PuncTask"
 
 
 def test_from_config_needs_vocab():

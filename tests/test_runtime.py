@@ -145,7 +145,7 @@ def test_int8_chain_runs(export_dirs):
         model=export_dirs["bicif_paraformer_tiny"], vad_model=export_dirs["fsmn-vad"],
         punc_model=export_dirs["ct_punc_tiny"], quantize=True, disable_pbar=True,
     )
-    assert all(g.path.name == "model_quant.onnx" for g in (model.model.net, model.vad_model.net, model.punc_model.net))
+    assert all(g.path.name == "model_quant.onnx" for g in (model.model.net.graph, model.vad_model.net.graph, model.punc_model.net.graph))
     (out,) = model.generate(str(AUDIO / "pub_concat.wav"), sentence_timestamp=True, return_raw_text=True)
     assert out["key"] == "pub_concat" and out["text"] and out["sentence_info"]
     assert len(out["timestamp"]) == len(out["raw_text"].split())
@@ -211,12 +211,12 @@ def test_session_settings(export_dirs):
     import onnxruntime as ort
 
     model = funasr_onnx.AutoModel(model=export_dirs["ct_punc_tiny"], intra_op_num_threads=2, inter_op_num_threads=1)
-    opts = model.model.net.session.get_session_options()
+    opts = model.model.net.graph.session.get_session_options()
     assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
     mine = ort.SessionOptions()
     mine.intra_op_num_threads = 3
     punc = funasr_onnx.CTTransformer(export_dirs["ct_punc_tiny"], session_options=mine)
-    assert punc.net.session.get_session_options().intra_op_num_threads == 3
+    assert punc.net.graph.session.get_session_options().intra_op_num_threads == 3
     assert model.generate("今天天气不错")[0]["text"] == punc([funasr_onnx.TextItem("k", "今天天气不错")])[0]["text"]
 
 

@@ -1,14 +1,13 @@
 """Export a loaded model to ONNX (fp32, int8), TorchScript or TensorRT in a self-contained folder.
 
 Each model family turns its network into :class:`ExportGraph` objects (``model``, and
-``model_eb`` for the hotword models); the writers here save them under the reference's file
+``model_eb`` for the hotword models; ``graphs`` of its family declaration); the writers here save them under the reference's file
 names next to copies of the config, CMVN and token files, so the folder can be loaded by the
 ``funasr_onnx`` runtime, LibTorch or TensorRT without the original model directory.
 """
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
 import shutil
 from pathlib import Path
@@ -16,22 +15,13 @@ from typing import Any, Optional
 
 import torch
 
+from funasr import registry
 from funasr.errors import ExportError
 from funasr.export.graph import ExportGraph
 
 log = logging.getLogger(__name__)
 
 TYPES = ("onnx", "torchscript", "tensorrt")
-
-# Model class -> function building its export graphs.
-GRAPHS = {
-    "CTTransformer": "funasr.export.punc:graphs",
-    "FsmnVADStreaming": "funasr.export.vad:graphs",
-    "Paraformer": "funasr.export.paraformer:graphs",
-    "BiCifParaformer": "funasr.export.paraformer:graphs",
-    "SeacoParaformer": "funasr.export.paraformer:hotword_graphs",
-    "ContextualParaformer": "funasr.export.paraformer:hotword_graphs",
-}
 
 # FunASR's export() accepts these and does nothing with them; so do we, so its calls run unchanged.
 UNUSED_REFERENCE_OPTIONS = ("calib_num", "fallback_num")
@@ -41,20 +31,19 @@ SKIPPED_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".onnx", ".torchscrip
 
 
 def model_graphs(task: Any, dtype: torch.dtype = torch.float32) -> list[ExportGraph]:
-    """The export graphs of ``task.model`` in ``dtype`` (a copy: the task's own model is left untouched).
+    """The export graphs of the task's PyTorch module in ``dtype`` (a copy: the task's own module is left untouched).
 
     In float16 the parts the model keeps in float32 (``keep_float32``: the CIF) stay so, as in
     its PyTorch fp16 path; inputs and outputs are float32 either way.
     """
-    name = type(task.model).__name__
-    if name not in GRAPHS:
-        raise ExportError(f"exporting {name} is not supported; exportable models: {', '.join(sorted(GRAPHS))}")
-    module, func = GRAPHS[name].split(":")
-    clone = copy.copy(task)
-    clone.model = copy.deepcopy(task.model).to(dtype).eval()
-    if dtype != torch.float32 and hasattr(clone.model, "keep_float32"):
-        clone.model.keep_float32()
-    return getattr(importlib.import_module(module), func)(clone)
+    family = registry.family_of(task.cfg["model"])
+    if family.graphs is None:
+        exportable = sorted(m for f in registry.families() if f.graphs for m in f.models)
+        raise ExportError(f"exporting {task.cfg['model']} is not supported; exportable models: {', '.join(exportable)}")
+    module = copy.deepcopy(task.net.module).to(dtype).eval()
+    if dtype != torch.float32 and hasattr(module, "keep_float32"):
+        module.keep_float32()
+    return registry.resolve(family.graphs)(module, task.frontend)
 
 
 def copy_assets(cfg: dict[str, Any], output_dir: Path) -> None:
@@ -114,6 +103,7 @@ def export_model(
         import_tensorrt()
     out = Path(output_dir or task.cfg["model_dir"])
     out.mkdir(parents=True, exist_ok=True)
+    family = registry.family_of(task.cfg["model"])
     graphs = model_graphs(task)
     half = {g.name: g for g in model_graphs(task, torch.float16)} if type == "tensorrt" and fp16 else {}
     with torch.no_grad():
@@ -121,12 +111,12 @@ def export_model(
             if type == "torchscript":
                 if quantize:
                     log.warning("quantize=True has no effect on TorchScript export")
-                dev = torch.device(device) if device else next(task.model.parameters()).device
+                dev = torch.device(device) if device else task.net.device
                 export_torchscript(graph, out / f"{graph.name}.torchscript", dev)
                 continue
             onnx_path = export_onnx(graph, out / f"{graph.name}.onnx", opset_version)
             if quantize:
-                quantize_onnx(onnx_path, out / f"{graph.name}_quant.onnx", weight_type)
+                quantize_onnx(onnx_path, out / f"{graph.name}_quant.onnx", weight_type, family.quantize_exclude)
             if type == "tensorrt":
                 if half:  # strongly typed: the engine computes in the graph's types
                     onnx_path = export_onnx(half[graph.name], out / f"{graph.name}_fp16.onnx", opset_version)

@@ -10,18 +10,18 @@ quantisation notes).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from funasr.errors import ExportError
-
-# Output projections and the hotword bias layers stay float: they set the final scores.
-EXCLUDED_NAME_PARTS = ("output", "bias_encoder", "bias_decoder")
-
 
 WEIGHT_TYPES = ("uint8", "int8")
 
 
-def quantize_onnx(src: Path, dst: Path, weight_type: str = "uint8") -> Path:
-    """MatMul weights to per-channel ``weight_type`` (``quantize_dynamic``), skipping nodes named like EXCLUDED_NAME_PARTS."""
+def quantize_onnx(src: Path, dst: Path, weight_type: str = "uint8", exclude: Sequence[str] = ()) -> Path:
+    """MatMul weights to per-channel ``weight_type`` (``quantize_dynamic``), skipping nodes whose name contains a part of ``exclude``.
+
+    Each family declares its ``quantize_exclude`` (output projections and hotword layers, which set the final scores).
+    """
     if weight_type not in WEIGHT_TYPES:
         raise ExportError(f"unknown quantisation weight type {weight_type!r}; use one of {', '.join(WEIGHT_TYPES)}")
     try:
@@ -30,7 +30,7 @@ def quantize_onnx(src: Path, dst: Path, weight_type: str = "uint8") -> Path:
     except ImportError as e:
         raise ExportError(f"int8 quantisation needs onnx and onnxruntime ({e}); pip install onnx onnxruntime") from e
     graph = onnx.load(str(src), load_external_data=False).graph
-    excluded = [n.name for n in graph.node if n.op_type == "MatMul" and any(p in n.name for p in EXCLUDED_NAME_PARTS)]
+    excluded = [n.name for n in graph.node if n.op_type == "MatMul" and any(p in n.name for p in exclude)]
     quantize_dynamic(
         model_input=str(src),
         model_output=str(dst),

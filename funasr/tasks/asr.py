@@ -1,11 +1,10 @@
-"""ASRTask: waveforms -> frontend -> Paraformer-family model -> FunASR result dicts.
+"""ASRTask: waveforms -> frontend -> ASR engine (``funasr.engines.ASRNet``) -> FunASR result dicts.
 
 One dict per item, in FunASR's format: ``{"key", "text"}``, plus ``"timestamp"``
 (``[[start_ms, end_ms], ...]``, one per text unit) for models that always give timestamps
 (BiCif, SeACo) or when ``pred_timestamp`` / ``output_timestamp`` is set.
 
-Torch is needed only by ``decode`` and ``encode_hotwords`` (the network calls), so the
-onnxruntime runtime subclasses ``ASRTask`` and overrides those two alone.
+The task never touches torch or onnxruntime: the engine (PyTorch or onnxruntime) does.
 """
 from __future__ import annotations
 
@@ -13,13 +12,16 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 
 from funasr.audio import AudioItem
 from funasr.hotword import check_hotword, hotword_ids, read_hotwords
-from funasr.postprocess import Recognition, sentence_postprocess, ts_prediction_lfr6_standard
+from funasr.engines import ASRNet, Recognition
+from funasr.models.paraformer.cif import ts_prediction_lfr6_standard
+from funasr.models.paraformer.decoding import special_ids
+from funasr.postprocess import sentence_postprocess
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +31,10 @@ HOTWORD_CACHE_SIZE = 8
 class ASRTask:
     """Runs an ASR model over audio items in batches of ``batch_size`` (sorted by length, order kept)."""
 
-    always_bias = False  # True where the model biases with the sentinel alone when given no hotwords
+    kind: ClassVar[str] = "asr"
 
-    def __init__(self, model: Any, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
-        self.model = model
-        if hasattr(model, "keep_float32"):
-            model.keep_float32()
+    def __init__(self, net: ASRNet, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
+        self.net = net
         self.frontend = frontend
         self.tokenizer = tokenizer
         self.cfg = cfg
@@ -44,12 +44,17 @@ class ASRTask:
     @property
     def always_timestamps(self) -> bool:
         """Whether every result carries timestamps (BiCif, SeACo)."""
-        return bool(self.model.always_timestamps)
+        return bool(self.net.always_timestamps)
 
     @property
     def takes_hotwords(self) -> bool:
         """Whether the model can be biased with hotwords (SeACo, Contextual)."""
-        return hasattr(self.model, "encode_hotwords")
+        return bool(self.net.takes_hotwords)
+
+    @property
+    def always_bias(self) -> bool:
+        """Whether the model biases with the sentinel alone when given no hotwords (Contextual)."""
+        return bool(self.net.always_bias)
 
     def __call__(self, items: list[AudioItem], **kwargs: Any) -> list[dict]:
         """Recognise ``items``; kwargs: ``batch_size``, ``hotword``, ``pred_timestamp``/``output_timestamp``, ``clas_scale``.
@@ -86,21 +91,8 @@ class ASRTask:
         return results
 
     def decode(self, feats: np.ndarray, lens: np.ndarray, bias: Any, timestamps: bool, options: dict[str, Any]) -> Recognition:
-        """The network: padded features (B, T, D) and lengths (B,) -> greedy tokens (and timestamp inputs)."""
-        import torch
-
-        device = next(self.model.parameters()).device
-        with torch.inference_mode():
-            return self.model.recognize(
-                torch.from_numpy(feats).to(device), torch.from_numpy(lens).to(device), bias=bias, timestamps=timestamps, **options
-            )
-
-    def encode_hotwords(self, hotwords: list[list[int]]) -> Any:
-        """The network's hotword encoder: token id lists -> the bias the decoder takes."""
-        import torch
-
-        with torch.inference_mode():
-            return self.model.encode_hotwords(hotwords)
+        """The engine: padded features (B, T, D) and lengths (B,) -> greedy tokens (and timestamp inputs)."""
+        return self.net.recognize(feats, lens, bias=bias, timestamps=timestamps, **options)
 
     @staticmethod
     def empty(key: str, with_ts: bool) -> dict:
@@ -110,9 +102,9 @@ class ASRTask:
     def result(self, key: str, rec: Recognition, j: int, with_ts: bool) -> dict:
         """Result dict of batch item ``j``."""
         tokens = self.tokenizer.ids2tokens(rec.token_ids[j])
-        if not with_ts or rec.ts_alphas is None:
+        if not with_ts or rec.stamp_weights is None:
             return {"key": key, "text": sentence_postprocess(tokens)[0]}
-        stamps = ts_prediction_lfr6_standard(rec.ts_alphas[j], rec.ts_peaks[j], tokens, upsample_rate=rec.upsample_rate)
+        stamps = ts_prediction_lfr6_standard(rec.stamp_weights[j], rec.stamp_fires[j], tokens, upsample_rate=rec.upsample_rate)
         text, stamps, _ = sentence_postprocess(tokens, stamps)
         return {"key": key, "text": text, "timestamp": stamps}
 
@@ -120,7 +112,7 @@ class ASRTask:
         """Encoded hotwords for the model (None: no biasing), cached per hotword argument."""
         if not self.takes_hotwords:
             if hotword is not None:
-                log.debug("%s takes no hotwords; ignoring hotword=%r", type(self.model).__name__, hotword)
+                log.debug("%s takes no hotwords; ignoring hotword=%r", self.cfg.get("model"), hotword)
             return None
         if hotword is None and not self.always_bias:
             return None
@@ -131,13 +123,13 @@ class ASRTask:
                 self._hotwords.move_to_end(key)
                 return self._hotwords[key]
         words = read_hotwords(hotword)
-        sos = int((self.cfg.get("model_conf") or {}).get("sos", 1))
+        _, sos, _ = special_ids(self.cfg)
         bias = None
         if words:
-            bias = self.encode_hotwords(hotword_ids(words, self.tokenizer, sos=sos))
+            bias = self.net.encode_hotwords(hotword_ids(words, self.tokenizer, sos=sos))
             log.info("hotwords: %s", words)
         elif self.always_bias:
-            bias = self.encode_hotwords([[sos]])
+            bias = self.net.encode_hotwords([[sos]])
         with self._lock:
             self._hotwords[key] = bias
             if len(self._hotwords) > HOTWORD_CACHE_SIZE:

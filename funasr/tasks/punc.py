@@ -1,25 +1,26 @@
 """Punctuation task: texts in, ``{"key", "text", "punc_array"}`` out (FunASR's CT-Transformer output).
 
-Torch is needed only by ``predict`` (the network call), so the onnxruntime runtime subclasses
-``PuncTask`` and overrides that method alone.
+The network is a punctuation engine (``funasr.engines.PuncNet``, PyTorch or onnxruntime).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
-
-from funasr.errors import ConfigError
 from funasr.audio import TextItem
+from funasr.engines import PuncNet
+from funasr.errors import ConfigError
 from funasr.models.ct_transformer import text as rules
 
 
 class PuncTask:
     """Runs a CTTransformer over texts with FunASR's windowing and text rules."""
 
-    def __init__(self, model: Any, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
-        self.model = model
+    kind: ClassVar[str] = "punc"
+
+    def __init__(self, net: PuncNet, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
+        self.net = net
+        self.frontend = frontend
         self.tokenizer = tokenizer
         self.cfg = cfg
         conf = cfg.get("model_conf") or {}
@@ -44,18 +45,8 @@ class PuncTask:
         if not words:
             return {"key": item.key, "text": "", "punc_array": []}
         ids = self.tokenizer.tokens2ids(words)
-        windows = rules.punctuate_words(words, ids, self.predict, self.punc_list, split_size, self.sentence_end_id)
+        windows = rules.punctuate_words(words, ids, self.net.predict, self.punc_list, split_size, self.sentence_end_id)
         text, punc_array = rules.assemble(windows, self.punc_list, self.sentence_end_id)
         if self.jieba is not None:
             punc_array = rules.expand_to_chars(words, punc_array)
         return {"key": item.key, "text": text, "punc_array": punc_array}
-
-    def predict(self, ids: np.ndarray) -> np.ndarray:
-        """Punctuation class per token id (L,) -> (L,)."""
-        import torch
-
-        device = next(self.model.parameters()).device
-        with torch.inference_mode():
-            x = torch.from_numpy(ids).to(device)[None]  # (1, L)
-            lens = torch.tensor([len(ids)], device=device)
-            return self.model(x, lens)[0].argmax(-1).cpu().numpy()

@@ -1,30 +1,31 @@
 """VAD task: waveforms in, FunASR's ``{"key", "value": [[beg_ms, end_ms], ...]}`` out (offline and streaming).
 
-Torch is needed only by ``silence_prob`` (the network call), so the onnxruntime runtime subclasses
-``VADTask`` and overrides that method alone.
+The network is a VAD engine (``funasr.engines.VADNet``, PyTorch or onnxruntime).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 
 from funasr.audio import AudioItem
+from funasr.engines import VADNet
 from funasr.errors import FunASRError
 from funasr.frontend import WavFrontendOnline
 from funasr.models.fsmn_vad.segmenter import VADOptions, VADStream
 
 OFFLINE_CHUNK_MS = 60000  # the reference's default chunk_size; shorter chunks mean streaming input
 STREAMING_BELOW_MS = 15000
-NET_BLOCK_FRAMES = 1000  # frames per FSMN call: the activations stay in the CPU cache (~25% faster)
 
 
 class VADTask:
     """Runs FSMN-VAD over whole recordings (in 60 s chunks) or over a stream of chunks (``cache=``)."""
 
-    def __init__(self, model: Any, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
-        self.model = model
+    kind: ClassVar[str] = "vad"
+
+    def __init__(self, net: VADNet, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
+        self.net = net
         self.cfg = cfg
         # Chunked processing needs the online frontend; a config naming WavFrontend gets its online twin.
         self.frontend = frontend if hasattr(frontend, "accept") else WavFrontendOnline(**(cfg.get("frontend_conf") or {}))
@@ -82,16 +83,5 @@ class VADTask:
 
     def silence_prob(self, feats: np.ndarray, state: dict) -> np.ndarray:
         """Silence posterior per frame (T,) for the next features (T, D), carrying the FSMN cache in ``state``."""
-        import torch
-
-        if not len(feats):
-            return np.zeros(0, dtype=np.float64)
-        param = next(self.model.parameters())
-        x = torch.from_numpy(feats)[None].to(device=param.device, dtype=param.dtype)
-        ids = list(self.options.sil_pdf_ids)
-        p_sil = []
-        with torch.inference_mode():
-            for i in range(0, x.shape[1], NET_BLOCK_FRAMES):
-                scores, state["fsmn"] = self.model(x[:, i : i + NET_BLOCK_FRAMES], state["fsmn"])  # (1, T', 248)
-                p_sil.append(scores[0, :, ids].double().sum(-1))
-        return torch.cat(p_sil).cpu().numpy()
+        p_sil, state["fsmn"] = self.net.silence_prob(feats, state["fsmn"], self.options.sil_pdf_ids)
+        return p_sil

@@ -23,9 +23,8 @@ class CTTransformerExport(nn.Module):
         return self.decoder(self.encoder(self.embed(inputs.long()), text_lengths.long())).float()
 
 
-def graphs(task: Any) -> list[ExportGraph]:
-    """``model.onnx`` of CTTransformer."""
-    model = task.model
+def graphs(model: nn.Module, frontend: Any = None) -> list[ExportGraph]:
+    """``model.onnx`` of CTTransformer (no frontend)."""
     example = (torch.randint(1, model.embed.num_embeddings, (2, 20), dtype=torch.int32), torch.tensor([8, 20], dtype=torch.int32))
     axes = {
         "inputs": {0: "batch_size", 1: "text_length"},

@@ -1,7 +1,7 @@
 """CTTransformer: word embeddings -> SAN-M encoder -> a linear layer scoring each punctuation class."""
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
@@ -13,8 +13,6 @@ from funasr.errors import ConfigError
 @registry.register()
 class CTTransformer(nn.Module):
     """Controllable time-delay Transformer (offline): one punctuation class per input word."""
-
-    task: ClassVar[str] = "punc"
 
     def __init__(
         self,

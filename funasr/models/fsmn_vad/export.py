@@ -23,9 +23,9 @@ class FsmnVADExport(nn.Module):
         return (scores.float(), *[c.transpose(1, 2)[..., None].float() for c in new])
 
 
-def graphs(task: Any) -> list[ExportGraph]:
-    """``model.onnx`` of FsmnVADStreaming."""
-    fsmn = task.model.encoder
+def graphs(model: nn.Module, frontend: Any = None) -> list[ExportGraph]:
+    """``model.onnx`` of FsmnVADStreaming (the feature size comes from the network)."""
+    fsmn = model.encoder
     n = len(fsmn.fsmn)
     block = fsmn.fsmn[0].fsmn_block
     feat_dim = fsmn.in_linear1.linear.in_features
@@ -34,4 +34,4 @@ def graphs(task: Any) -> list[ExportGraph]:
     in_names = ["speech"] + [f"in_cache{i}" for i in range(n)]
     out_names = ["logits"] + [f"out_cache{i}" for i in range(n)]
     axes = {"speech": {1: "feats_length"}, "logits": {1: "feats_length"}}
-    return [ExportGraph("model", FsmnVADExport(task.model), inputs, in_names, out_names, axes)]
+    return [ExportGraph("model", FsmnVADExport(model), inputs, in_names, out_names, axes)]

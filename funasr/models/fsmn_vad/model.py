@@ -118,8 +118,6 @@ class FSMN(nn.Module):
 class FsmnVADStreaming(nn.Module):
     """FSMN-VAD: the FSMN encoder; the segmenter (segmenter.py) turns its scores into speech segments."""
 
-    task: ClassVar[str] = "vad"
-
     def __init__(self, encoder: FSMN) -> None:
         super().__init__()
         self.encoder = encoder

@@ -1,15 +1,3 @@
-"""Paraformer family parts: SAN-M encoder, CIF predictors, SAN-M decoder, Paraformer, BiCifParaformer."""
-from funasr.models.paraformer.cif_predictor import CifPredictorV2, CifPredictorV3
-from funasr.models.paraformer.decoder import ParaformerSANMDecoder
-from funasr.models.paraformer.model import BiCifParaformer, Paraformer, Recognition
-from funasr.models.sanm import SANMEncoder
-
-__all__ = [
-    "BiCifParaformer",
-    "CifPredictorV2",
-    "CifPredictorV3",
-    "Paraformer",
-    "ParaformerSANMDecoder",
-    "Recognition",
-    "SANMEncoder",
-]
+"""Paraformer family: CIF arithmetic (cif.py, numpy), CIF predictors, SAN-M decoder, Paraformer and
+BiCifParaformer (model.py), their engines (engine.py: PyTorch, onnx.py: onnxruntime), export graphs
+(export.py) and the family declaration (family.py, numpy). Importing the package needs no torch."""

@@ -16,7 +16,7 @@ from torch import nn
 
 from funasr.errors import ConfigError
 from funasr.models.sanm import length_mask
-from funasr.postprocess import integrate_and_fire
+from funasr.models.paraformer.cif import integrate_and_fire
 from funasr.registry import register
 
 

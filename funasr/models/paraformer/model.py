@@ -1,20 +1,19 @@
 """Paraformer and BiCifParaformer: SAN-M encoder -> CIF predictor -> SAN-M decoder, greedy tokens.
 
-The models expose tensor methods only; :class:`funasr.tasks.asr.ASRTask` turns their
-:class:`Recognition` into text and timestamps.
+The models expose tensor methods only; their engine (engine.py) runs them on numpy batches
+and :class:`funasr.tasks.asr.ASRTask` turns the result into text and timestamps.
 """
 from __future__ import annotations
 
 from typing import Any, ClassVar, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
 from funasr import registry
 from funasr.errors import ConfigError
 from funasr.models.paraformer.cif_predictor import CifOutput, CifPredictorV3
-from funasr.postprocess import Recognition, integrate_and_fire
+from funasr.models.paraformer.decoding import BLANK_ID, EOS, SOS
 
 
 def build_parts(cfg: dict[str, Any], input_size: Optional[int], vocab_size: Optional[int]) -> dict[str, nn.Module]:
@@ -44,7 +43,6 @@ def model_conf(cfg: dict[str, Any]) -> dict[str, Any]:
 class Paraformer(nn.Module):
     """Non-autoregressive ASR: one decoder pass over CIF acoustic embeddings, greedy argmax per token."""
 
-    task: ClassVar[str] = "asr"
     float32_parts: ClassVar[tuple[str, ...]] = ("predictor",)  # CIF firing is a running sum
 
     def __init__(
@@ -53,9 +51,9 @@ class Paraformer(nn.Module):
         decoder: nn.Module,
         predictor: nn.Module,
         vocab_size: int,
-        blank_id: int = 0,
-        sos: int = 1,
-        eos: int = 2,
+        blank_id: int = BLANK_ID,
+        sos: int = SOS,
+        eos: int = EOS,
         **_: Any,
     ) -> None:
         super().__init__()
@@ -98,58 +96,10 @@ class Paraformer(nn.Module):
         logits = self.decoder(enc, enc_lens, cif.embeds.to(enc.dtype), cif.token_num)
         return torch.log_softmax(logits.float(), dim=-1)
 
-    def greedy(self, log_probs: torch.Tensor, token_num: torch.Tensor) -> list[list[int]]:
-        """Argmax per token, dropping blank/sos/eos, truncated to each item's token count."""
-        ids = log_probs.argmax(-1).cpu().tolist()
-        drop = {self.blank_id, self.sos, self.eos}
-        return [[t for t in row[:n] if t not in drop] for row, n in zip(ids, token_num.cpu().tolist())]
-
     @property
     def always_timestamps(self) -> bool:
         """Whether every result carries timestamps (models with the upsampled timestamp head)."""
         return False
-
-    def timestamp_inputs(
-        self, enc: torch.Tensor, enc_lens: torch.Tensor, cif: CifOutput
-    ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-        """Per-item (alphas, peaks, upsample_rate) for the timestamp routine.
-
-        With CifPredictorV3: the upsampled weights scaled to the token count and their fires
-        (threshold 0.9999), rate 3. Otherwise the reference's arguments are swapped: the CIF
-        fires act as the weights and the weights as the fires (trimmed to frames + tail), rate 1.
-        """
-        if isinstance(self.predictor, CifPredictorV3):
-            rate = self.predictor.upsample_times
-            us_alphas = self.predictor.upsampled_alphas(enc, enc_lens, cif.token_num).cpu().numpy()
-            us_peaks = integrate_and_fire(us_alphas, 1.0 - 1e-4, 1.0 - 1e-4)
-            lens = (enc_lens * rate).cpu().tolist()
-            return [us_alphas[i, :n] for i, n in enumerate(lens)], [us_peaks[i, :n] for i, n in enumerate(lens)], rate
-        lens = (enc_lens + 1).cpu().tolist()
-        fires = cif.peaks.float().cpu().numpy()
-        alphas = cif.alphas.float().cpu().numpy()
-        return [fires[i, :n] for i, n in enumerate(lens)], [alphas[i, :n] for i, n in enumerate(lens)], 1
-
-    def recognize(
-        self,
-        feats: torch.Tensor,
-        lens: torch.Tensor,
-        bias: Optional[torch.Tensor] = None,
-        timestamps: bool = False,
-        **options: Any,
-    ) -> Recognition:
-        """Features (B, T, D) and lengths (B,) -> greedy tokens (and timestamp inputs when asked)."""
-        enc, enc_lens = self.encode(feats, lens)
-        cif = self.predict(enc, enc_lens)
-        b = feats.shape[0]
-        want_ts = timestamps or self.always_timestamps
-        if cif.embeds.shape[1] == 0:
-            empty = [np.zeros(0, dtype=np.float32)] * b if want_ts else None
-            return Recognition([[] for _ in range(b)], empty, empty)
-        log_probs = self.decode(enc, enc_lens, cif, bias=bias, **options)
-        out = Recognition(self.greedy(log_probs, cif.token_num))
-        if want_ts:
-            out.ts_alphas, out.ts_peaks, out.upsample_rate = self.timestamp_inputs(enc, enc_lens, cif)
-        return out
 
 
 @registry.register()

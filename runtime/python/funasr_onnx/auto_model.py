@@ -6,27 +6,13 @@ from typing import Any, Optional, Union
 
 from funasr.errors import FunASRError
 from funasr.runner import Runner
-from funasr_onnx.asr import Paraformer
-from funasr_onnx.punc import CTTransformer
-from funasr_onnx.session import model_config
-from funasr_onnx.vad import FsmnVAD
-
-CLASSES = {
-    "FsmnVADStreaming": FsmnVAD,
-    "Paraformer": Paraformer,
-    "BiCifParaformer": Paraformer,
-    "SeacoParaformer": Paraformer,
-    "ContextualParaformer": Paraformer,
-    "CTTransformer": CTTransformer,
-}
+from funasr.tasks import make_task
+from funasr_onnx.session import exported_parts
 
 
 def load_model(model: Union[str, Path], hub: str = "hf", **kwargs: Any) -> Any:
-    """The runtime class for the model folder's ``config.yaml`` (``model:`` entry), built from it."""
-    name = model_config(model, hub).get("model")
-    if name not in CLASSES:
-        raise FunASRError(f"{model} holds a {name} model, which funasr_onnx does not run; it runs {', '.join(sorted(CLASSES))}")
-    return CLASSES[name](model, hub=hub, **kwargs)
+    """The task (with its onnxruntime engine) for the exported model folder's ``config.yaml``."""
+    return make_task(*exported_parts(model, hub=hub, **kwargs))
 
 
 class AutoModel(Runner):
@@ -71,4 +57,4 @@ class AutoModel(Runner):
         main = load_model(model, hub, **session, **kwargs)
         vad = load_model(vad_model, hub, **{**session, **(vad_kwargs or {})}) if vad_model else None
         punc = load_model(punc_model, hub, **{**session, **(punc_kwargs or {})}) if punc_model else None
-        super().__init__(main, main.task, vad, punc, batch_size, disable_pbar, kwargs)
+        super().__init__(main, main.kind, vad, punc, batch_size, disable_pbar, kwargs)

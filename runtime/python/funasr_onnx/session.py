@@ -1,4 +1,4 @@
-"""onnxruntime sessions over exported graphs: which file, how many threads, which device."""
+"""onnxruntime sessions over exported graphs (which file, how many threads, which device) and the engines over them."""
 from __future__ import annotations
 
 import logging
@@ -10,8 +10,10 @@ import numpy as np
 import onnxruntime as ort
 
 from funasr.config import resolve_model_dir
-from funasr.errors import ModelNotFoundError
+from funasr.errors import ConfigError, ModelNotFoundError
 from funasr.hub import resolve_model
+from funasr.registry import families, resolve
+from funasr.tasks import frontend_and_tokenizer
 from funasr_onnx.int8 import session_source
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Graph:
         self.session = ort.InferenceSession(source, sess_options=config.options(), providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.input_shapes = {i.name: i.shape for i in self.session.get_inputs()}  # dynamic axes by name
 
     def __call__(self, **feed: np.ndarray) -> list[np.ndarray]:
         """Run with inputs by name; outputs in the graph's order."""
@@ -76,30 +79,36 @@ def model_config(model: Union[str, Path], hub: str = "hf", **overrides: Any) -> 
     return resolve_model_dir(resolve_model(str(model), hub=hub), overrides)
 
 
-class ExportedModel:
-    """An exported model folder: its resolved config and how its graphs are run.
+def exported_parts(
+    model_dir: Union[str, Path],
+    kind: Optional[str] = None,
+    quantize: bool = False,
+    intra_op_num_threads: int = 4,
+    inter_op_num_threads: int = 1,
+    device: str = "cpu",
+    session_options: Optional[ort.SessionOptions] = None,
+    hub: str = "hf",
+    **overrides: Any,
+) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``(engine, frontend, tokenizer, cfg)`` of an exported model folder: a task's arguments.
 
-    ``quantize`` picks the ``*_quant.onnx`` files; the other settings are SessionConfig's;
-    further keyword arguments override config entries, as in funasr.
+    The family of the config's ``model:`` names the onnxruntime engine; ``kind`` (``asr``,
+    ``vad``, ``punc``), when given, is the task the model must serve. ``quantize`` picks the
+    ``*_quant.onnx`` files; the other settings are SessionConfig's; further keyword arguments
+    override config entries, as in funasr.
     """
-
-    def __init__(
-        self,
-        model_dir: Union[str, Path],
-        quantize: bool = False,
-        intra_op_num_threads: int = 4,
-        inter_op_num_threads: int = 1,
-        device: str = "cpu",
-        session_options: Optional[ort.SessionOptions] = None,
-        hub: str = "hf",
-        **overrides: Any,
-    ) -> None:
-        self.config = SessionConfig(quantize, intra_op_num_threads, inter_op_num_threads, device, session_options)
-        self.cfg = model_config(model_dir, hub, **overrides)
-
-    def graph(self, name: str) -> Graph:
-        """The folder's graph ``name`` (``model``, ``model_eb``)."""
-        return load_graph(self.cfg, name, self.config)
+    config = SessionConfig(quantize, intra_op_num_threads, inter_op_num_threads, device, session_options)
+    cfg = model_config(model_dir, hub, **overrides)
+    name = cfg.get("model")
+    runs = sorted(m for f in families() if f.onnx_engine for m in f.models)
+    family = next((f for f in families() if name in f.models and f.onnx_engine), None)
+    if family is None:
+        raise ConfigError(f"{model_dir} holds a {name} model, which funasr_onnx does not run; it runs {', '.join(runs)}")
+    if kind is not None and resolve(family.task).kind != kind:
+        raise ConfigError(f"{model_dir} holds a {name} model (a {resolve(family.task).kind} model), not a {kind} model")
+    engine = resolve(family.onnx_engine)(lambda graph: load_graph(cfg, graph, config), cfg)
+    frontend, tokenizer = frontend_and_tokenizer(cfg)
+    return engine, frontend, tokenizer, cfg
 
 
 def load_graph(cfg: dict[str, Any], name: str, config: SessionConfig) -> Graph:

@@ -11,10 +11,11 @@ import os
 import re
 from typing import Optional, Protocol, Sequence, Union
 
+from funasr.cjk import HAN_GB, char_class
 from funasr.errors import HotwordError
 from funasr.hub import fetch_url, is_url
 
-_HAN_OR_DIGITS = re.compile(r"^[\u4E00-\u9FA50-9]+$")
+_HAN_OR_DIGITS = re.compile(rf"^[{char_class(HAN_GB)}0-9]+$")
 
 
 class Tokenizer(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import numpy as np
+from funasr.cjk import HAN, is_cjk
 
 SPECIAL_TOKENS = ("<s>", "</s>", "<unk>", "<OOV>")
 
@@ -17,7 +17,7 @@ Stamp = list  # [start_ms, end_ms]
 
 def _is_chinese(text: str) -> bool:
     """The reference's ``isChinese``: a string compare, so multi-character tokens count too."""
-    return "\u4e00" <= text <= "\u9fff" or "0" <= text <= "9" or text == "@"
+    return is_cjk(text, HAN) or "0" <= text <= "9" or text == "@"
 
 
 def _strip_specials(text: str) -> str:

@@ -4,19 +4,17 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
+from funasr.cjk import HAN_EXT_A, is_cjk
+
 PUNC_MARKS = ("，", "。", "？", "、")  # punc ids 2..5
 _TAG = re.compile(r"<\|[^|]*\|>")
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff"
 
 
 def join_units(units: Iterable[str]) -> str:
     """Join pieces of text: nothing between two CJK neighbours, one space elsewhere."""
     out = ""
     for unit in units:
-        if out and not (_is_cjk(out[-1]) and _is_cjk(unit[0])):
+        if out and not (is_cjk(out[-1], HAN_EXT_A) and is_cjk(unit[0], HAN_EXT_A)):
             out += " "
         out += unit
     return out

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable, Optional, TextIO, Union
 
+from funasr.cjk import HAN_EXT_A, char_class
 from funasr.sentences import join_units
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ KALDI_DIR = "1best_recog"
 CUE_GAP_MS = 600
 CUE_MAX_UNITS = 30
 
-_CJK = "\u3400-\u9fff"
+_CJK = char_class(HAN_EXT_A)
 _UNIT = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
 
 

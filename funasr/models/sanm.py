@@ -66,8 +66,11 @@ class FeedForward(nn.Module):
         return self.w_2(torch.relu(self.w_1(x)))
 
 
-class FSMNBlock(nn.Module):
-    """Depthwise Conv1d memory over time (no bias), zero padded ``left``/``right``."""
+class DepthwiseConvMemory(nn.Module):
+    """SAN-M's memory: a depthwise Conv1d over time (no bias), zero padded ``left``/``right``.
+
+    Stored as ``fsmn_block`` (the checkpoint key); unrelated to the FSMN-VAD memory block.
+    """
 
     def __init__(self, size: int, kernel_size: int, sanm_shfit: int = 0) -> None:
         super().__init__()
@@ -86,7 +89,7 @@ class FSMNBlock(nn.Module):
         return y.transpose(1, 2)
 
 
-def fsmn_memory(block: FSMNBlock, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+def fsmn_memory(block: DepthwiseConvMemory, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
     """FSMN memory with residual: ``(conv(x·m) + x·m)·m``; ``mask`` (B, T, 1) or None."""
     if mask is not None:
         x = x * mask
@@ -119,7 +122,7 @@ class MultiHeadedAttentionSANM(nn.Module):
         self.h = n_head
         self.linear_out = nn.Linear(n_feat, n_feat)
         self.linear_q_k_v = nn.Linear(in_feat, n_feat * 3)
-        self.fsmn_block = FSMNBlock(n_feat, kernel_size, sanm_shfit)
+        self.fsmn_block = DepthwiseConvMemory(n_feat, kernel_size, sanm_shfit)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """x (B, T, in) -> (B, T, n_feat); ``mask`` (B, T, 1) float, ``key_mask`` (B, T) bool (None: no padding)."""

@@ -20,6 +20,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from funasr.cjk import FROM_THAI_TO_HAN_GB, is_cjk
+
 NO_PUNC = "_"
 SENTENCE_ENDS = ("。", "？")
 # Full-width marks written after an ASCII word in their ASCII form ("、" and "<unk>" stay as they are).
@@ -177,7 +179,7 @@ def expand_to_chars(words: Sequence[str], punc_array: Sequence[int]) -> list[int
     """Spread word labels over characters: a CJK word of n characters gets n-1 ``_`` then its label."""
     out: list[int] = []
     for word, punc in zip(words, punc_array):
-        if "\u0e00" <= word[0] <= "\u9fa5":
+        if is_cjk(word[0], FROM_THAI_TO_HAN_GB):
             out.extend([1] * (len(word) - 1))
         out.append(int(punc))
     return out

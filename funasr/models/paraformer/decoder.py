@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from funasr.errors import ConfigError
-from funasr.models.sanm import FSMNBlock, attend, fsmn_memory, layer_norm, length_mask
+from funasr.models.sanm import DepthwiseConvMemory, attend, fsmn_memory, layer_norm, length_mask
 from funasr.registry import register
 
 
@@ -33,7 +33,7 @@ class FSMNAttention(nn.Module):
 
     def __init__(self, size: int, kernel_size: int, sanm_shfit: int = 0) -> None:
         super().__init__()
-        self.fsmn_block = FSMNBlock(size, kernel_size, sanm_shfit)
+        self.fsmn_block = DepthwiseConvMemory(size, kernel_size, sanm_shfit)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         return fsmn_memory(self.fsmn_block, x, mask)

@@ -58,3 +58,12 @@ def test_without_torch_the_torch_free_classes_resolve_and_torch_classes_say_why(
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "torch is not installed" in out and "'Paraformer'" in out
+
+
+def test_engines_are_not_tasks():
+    """Tasks take an engine; no engine class is also a task (funasr_onnx composes the two)."""
+    for family in registry.families():
+        task = registry.resolve(family.task)
+        for ref in (family.torch_engine, family.onnx_engine):
+            engine = registry.resolve(ref)
+            assert not issubclass(engine, task) and not issubclass(task, engine), ref

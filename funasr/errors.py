@@ -18,7 +18,7 @@ class ConfigError(FunASRError):
 
 
 class CheckpointError(FunASRError):
-    """A checkpoint whose keys or shapes do not match the model built from its config."""
+    """A checkpoint or exported graph that cannot be read, or whose weights do not fit the model built from its config."""
 
 
 class HotwordError(FunASRError):
@@ -27,3 +27,7 @@ class HotwordError(FunASRError):
 
 class ExportError(FunASRError):
     """An export that cannot be done here (missing package, unsupported model)."""
+
+
+class OptionError(FunASRError, ValueError):
+    """An argument of ``AutoModel(...)`` / ``generate(...)`` with a value that is not allowed."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
 import socket
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -24,8 +26,12 @@ import funasr.hub
 from conftest import AUDIO, MODELS, model_path, read_wave
 from funasr.audio import Source, decode_source, load_inputs, open_recording
 from funasr.auto_model import AutoModel
-from funasr.errors import AudioError, CheckpointError, ConfigError, HotwordError
+from funasr.bin.export import main as export_main
+from funasr.errors import AudioError, CheckpointError, ConfigError, HotwordError, OptionError
 from funasr.hotword import read_hotwords
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runtime" / "python"))
+import funasr_onnx  # noqa: E402
 
 WAV = AUDIO / "example.wav"
 
@@ -211,3 +217,59 @@ def test_non_finite_weights_are_named(tmp_path):
     torch.save(state, asr / "model.pt")
     with pytest.raises(CheckpointError, match=f"NaN or infinite weights in 2 tensor.*{name}"):
         load(asr)
+
+
+# ---- export ----
+
+
+def test_export_never_writes_into_the_package(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(os.listdir(BUNDLED_VAD))
+    out = load(BUNDLED_VAD).export()
+    assert out == str(tmp_path / "exported" / "fsmn-vad") and (Path(out) / "model.onnx").is_file()
+    assert export_main(["--model", "fsmn-vad", "--type", "torchscript"]) == 0
+    assert (tmp_path / "exported" / "fsmn-vad" / "model.torchscript").is_file()
+    assert sorted(os.listdir(BUNDLED_VAD)) == before
+
+
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--output-dir", "/dev/null/x"], "/dev/null/x"),
+        (["--opset-version", "1"], "opset_version=1"),
+        (["--opset-version", "99"], "opset_version=99"),
+    ],
+)
+def test_export_command_user_errors_are_one_line(tmp_path, capsys, args, named):
+    out = tmp_path / "out"
+    if "--output-dir" not in args:
+        args = [*args, "--output-dir", str(out)]
+    assert export_main(["--model", str(MODELS / "ct_punc_tiny"), *args]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and named in captured.err
+    assert "Traceback" not in captured.err and not out.exists()
+
+
+# ---- exported models (funasr_onnx) ----
+
+
+@pytest.fixture(scope="module")
+def exported_punc(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bad-inputs") / "punc-onnx"
+    load(MODELS / "ct_punc_tiny").export(output_dir=str(out), quantize=True)
+    return out
+
+
+@pytest.mark.parametrize("graph,quantize", [("model.onnx", False), ("model_quant.onnx", True)])
+def test_corrupt_graph_is_named(exported_punc, tmp_path, graph, quantize):
+    folder = tmp_path / "punc"
+    shutil.copytree(exported_punc, folder)
+    (folder / graph).write_bytes((folder / graph).read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=f"cannot load the graph {folder / graph}.*export the model again"):
+        funasr_onnx.AutoModel(model=str(folder), quantize=quantize).generate(input="跨境河流是养育沿岸人民的生命之源")
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda:x", "mps", "gpu"])
+def test_onnx_device_is_checked(exported_punc, device):
+    with pytest.raises(OptionError, match="device=.*'cpu', 'cuda' or 'cuda:N'"):
+        funasr_onnx.AutoModel(model=str(exported_punc), device=device)

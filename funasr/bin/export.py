@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from funasr.errors import FunASRError
@@ -58,7 +59,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=False, help="also write int8 *_quant.onnx")
     p.add_argument("--weight-type", default="uint8", choices=["uint8", "int8"],
                    help="int8 files' MatMul weights: uint8 as FunASR (default), or int8 (for int8 runtimes other than funasr-onnx)")
-    p.add_argument("--output-dir", help="where to write (default: the model folder, as FunASR does)")
+    p.add_argument("--output-dir", help="where to write (default: the model folder, as FunASR does, "
+                   "or ./exported/<name> for a model inside the package, such as fsmn-vad, or in a read-only folder)")
     p.add_argument("--device", default="cpu", help="device the model is loaded on and TorchScript traced on (default: cpu)")
     p.add_argument("--hub", default="hf", choices=["hf", "ms"], help="where model names are downloaded from (default: hf)")
     p.add_argument("--opset-version", type=int, default=14, help="ONNX opset (default: 14)")
@@ -72,7 +74,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         from funasr.auto_model import AutoModel
+        from funasr.export import check_export_args
 
+        check_export_args(
+            args.type, args.quantize, args.weight_type, args.opset_version, Path(args.output_dir) if args.output_dir else None
+        )
         model = AutoModel(model=args.model, hub=args.hub, device=args.device, disable_pbar=True)
         out = model.export(
             type=args.type,

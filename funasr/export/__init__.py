@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +26,8 @@ TYPES = ("onnx", "torchscript", "tensorrt")
 
 # FunASR's export() accepts these and does nothing with them; so do we, so its calls run unchanged.
 UNUSED_REFERENCE_OPTIONS = ("calib_num", "fallback_num")
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # never written to: it may be shared or read-only
 
 # Files a runtime reads besides the graphs (weights are not copied).
 SKIPPED_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".onnx", ".torchscript", ".plan")
@@ -67,6 +70,48 @@ def copy_assets(cfg: dict[str, Any], output_dir: Path) -> None:
             shutil.copy2(src, output_dir / name)
 
 
+def default_output_dir(model_dir: Path) -> Path:
+    """The model folder, where FunASR writes; ``./exported/<folder name>`` when it is inside the package or read-only."""
+    model_dir = model_dir.resolve()
+    if PACKAGE_DIR not in model_dir.parents and os.access(model_dir, os.W_OK):
+        return model_dir
+    out = Path.cwd() / "exported" / model_dir.name
+    log.warning("%s is inside the funasr package or read-only: exporting to %s instead", model_dir, out)
+    return out
+
+
+def check_export_args(
+    type: str, quantize: bool, weight_type: str, opset_version: Any, output_dir: Optional[Path], **options: Any
+) -> None:
+    """Raise ExportError for a value export_model cannot use, before any model is loaded or file written."""
+    from funasr.export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+    from funasr.export.quantize import WEIGHT_TYPES
+    from funasr.export.tensorrt import import_tensorrt
+
+    unknown = sorted(set(options) - set(UNUSED_REFERENCE_OPTIONS))
+    if unknown:
+        raise ExportError(f"unknown export option(s) {', '.join(unknown)}; see funasr.export.export_model for the options")
+    if type not in TYPES:
+        raise ExportError(f"unknown export type {type!r}; use one of {', '.join(TYPES)}")
+    if quantize and weight_type not in WEIGHT_TYPES:
+        raise ExportError(f"unknown weight_type {weight_type!r}; use one of {', '.join(WEIGHT_TYPES)}")
+    if isinstance(opset_version, bool) or not isinstance(opset_version, int) or not MIN_OPSET <= opset_version <= MAX_OPSET:
+        raise ExportError(
+            f"opset_version={opset_version!r} is not allowed: the graphs export with ONNX opsets {MIN_OPSET}..{MAX_OPSET} "
+            f"(default {DEFAULT_OPSET})"
+        )
+    if output_dir is not None:
+        existing = Path(output_dir).absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise ExportError(
+                f"output_dir={str(output_dir)!r} cannot be created: {existing} is not a writable folder; pass a writable folder"
+            )
+    if type == "tensorrt":
+        import_tensorrt()
+
+
 def export_model(
     task: Any,
     type: str = "onnx",
@@ -78,7 +123,7 @@ def export_model(
     device: Optional[str] = None,
     **options: Any,
 ) -> str:
-    """Export ``task``'s model; returns the folder written (default: the model directory, as FunASR does).
+    """Export ``task``'s model; returns the folder written (default: :func:`default_output_dir`).
 
     ``type``: ``onnx`` (``model.onnx``, plus ``model_quant.onnx`` when ``quantize``),
     ``torchscript`` (``model.torchscript``) or ``tensorrt`` (``model.onnx`` and a
@@ -87,22 +132,31 @@ def export_model(
     ``int8`` (see quantize.py; funasr_onnx runs uint8 files on the int8 kernels by itself).
     ``calib_num`` / ``fallback_num`` are accepted, unused, as in FunASR.
     """
+    out = Path(output_dir) if output_dir else default_output_dir(Path(task.cfg["model_dir"]))
+    check_export_args(type, quantize, weight_type, opset_version, out, **options)
+    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write(task, type, quantize, out, weight_type, opset_version, fp16, device)
+    except BaseException as e:
+        if created is not None:  # leave no partial folder behind
+            shutil.rmtree(created, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise ExportError(f"cannot write the export to {out}: {e}; pass a writable output_dir") from e
+        raise
+    log.info("exported %s as %s to %s", task.cfg.get("model"), type, out)
+    return str(out)
+
+
+def _write(
+    task: Any, type: str, quantize: bool, out: Path, weight_type: str, opset_version: int, fp16: bool, device: Optional[str]
+) -> None:
+    """Write the graphs of ``task`` in ``type`` and the files they need into the existing folder ``out``."""
     from funasr.export.onnx import export_onnx
-    from funasr.export.quantize import WEIGHT_TYPES, quantize_onnx
-    from funasr.export.tensorrt import build_engine, import_tensorrt
+    from funasr.export.quantize import quantize_onnx
+    from funasr.export.tensorrt import build_engine
     from funasr.export.torchscript import export_torchscript
 
-    unknown = sorted(set(options) - set(UNUSED_REFERENCE_OPTIONS))
-    if unknown:
-        raise ExportError(f"unknown export option(s) {', '.join(unknown)}; see funasr.export.export_model for the options")
-    if type not in TYPES:
-        raise ExportError(f"unknown export type {type!r}; use one of {', '.join(TYPES)}")
-    if quantize and weight_type not in WEIGHT_TYPES:
-        raise ExportError(f"unknown weight_type {weight_type!r}; use one of {', '.join(WEIGHT_TYPES)}")
-    if type == "tensorrt":
-        import_tensorrt()
-    out = Path(output_dir or task.cfg["model_dir"])
-    out.mkdir(parents=True, exist_ok=True)
     family = registry.family_of(task.cfg["model"])
     graphs = model_graphs(task)
     half = {g.name: g for g in model_graphs(task, torch.float16)} if type == "tensorrt" and fp16 else {}
@@ -122,5 +176,3 @@ def export_model(
                     onnx_path = export_onnx(half[graph.name], out / f"{graph.name}_fp16.onnx", opset_version)
                 build_engine(onnx_path, out / f"{graph.name}.plan", graph)
     copy_assets(task.cfg, out)
-    log.info("exported %s as %s to %s", task.cfg.get("model"), type, out)
-    return str(out)

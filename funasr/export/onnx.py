@@ -15,6 +15,8 @@ import torch
 from funasr.export.graph import ExportGraph
 
 DEFAULT_OPSET = 14
+MIN_OPSET = 11  # the CIF's cumulative sums (CumSum)
+MAX_OPSET = getattr(torch.onnx._constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17)  # the exporter's newest
 
 
 def export_onnx(graph: ExportGraph, path: Path, opset_version: int = DEFAULT_OPSET) -> Path:

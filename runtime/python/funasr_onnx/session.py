@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -10,13 +11,15 @@ import numpy as np
 import onnxruntime as ort
 
 from funasr.config import resolve_model_dir
-from funasr.errors import ConfigError, ModelNotFoundError
+from funasr.errors import CheckpointError, ConfigError, ModelNotFoundError, OptionError
 from funasr.hub import resolve_model
 from funasr.registry import families, resolve
 from funasr.tasks import frontend_and_tokenizer
 from funasr_onnx.int8 import session_source
 
 log = logging.getLogger(__name__)
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class SessionConfig:
     inter_op_num_threads: int = 1
     device: str = "cpu"
     session_options: Optional[ort.SessionOptions] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.device, str) or not _DEVICE.match(self.device):
+            raise OptionError(f"device={self.device!r} is not allowed: pass 'cpu', 'cuda' or 'cuda:N' (N = GPU index)")
 
     def options(self) -> ort.SessionOptions:
         """The session options every graph of a model gets."""
@@ -63,8 +70,14 @@ class Graph:
     def __init__(self, path: Path, config: SessionConfig) -> None:
         self.path = path
         providers = config.providers()
-        source = session_source(path, on_cpu=providers == ["CPUExecutionProvider"]) if config.quantize else str(path)
-        self.session = ort.InferenceSession(source, sess_options=config.options(), providers=providers)
+        try:
+            source = session_source(path, on_cpu=providers == ["CPUExecutionProvider"]) if config.quantize else str(path)
+            self.session = ort.InferenceSession(source, sess_options=config.options(), providers=providers)
+        except Exception as e:  # onnxruntime's InvalidProtobuf / InvalidGraph / Fail, onnx's DecodeError
+            raise CheckpointError(
+                f"cannot load the graph {path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no details'}); "
+                f"the file is damaged or incomplete: export the model again (funasr-export --model ...)"
+            ) from e
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.input_shapes = {i.name: i.shape for i in self.session.get_inputs()}  # dynamic axes by name

@@ -23,14 +23,14 @@ import torch
 
 import funasr.audio
 import funasr.hub
-from conftest import AUDIO, MODELS, model_path, read_wave
+from conftest import AUDIO, BUNDLED_VAD, MODELS, RUNTIME, auto, exported, model_path, read_wave
 from funasr.audio import Source, decode_source, load_inputs, open_recording
 from funasr.auto_model import AutoModel
 from funasr.bin.export import main as export_main
 from funasr.errors import AudioError, CheckpointError, ConfigError, HotwordError, OptionError
 from funasr.hotword import read_hotwords
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runtime" / "python"))
+sys.path.insert(0, str(RUNTIME))
 import funasr_onnx  # noqa: E402
 
 WAV = AUDIO / "example.wav"
@@ -158,7 +158,7 @@ def test_hotwords_that_are_not_text(hotword):
 
 
 def test_hotwords_that_are_not_text_in_generate():
-    model = AutoModel(model=str(MODELS / "seaco_paraformer_tiny"), device="cpu", disable_pbar=True)
+    model = auto("seaco_paraformer_tiny")
     for hotword in (5, ["x", 5], b"x", {"x": 1}):
         with pytest.raises(HotwordError, match="is not text"):
             model.generate(input=str(WAV), hotword=hotword)
@@ -253,11 +253,9 @@ def test_export_command_user_errors_are_one_line(tmp_path, capsys, args, named):
 # ---- exported models (funasr_onnx) ----
 
 
-@pytest.fixture(scope="module")
-def exported_punc(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("bad-inputs") / "punc-onnx"
-    load(MODELS / "ct_punc_tiny").export(output_dir=str(out), quantize=True)
-    return out
+@pytest.fixture()
+def exported_punc(export_root) -> Path:
+    return exported(export_root, "ct_punc_tiny")
 
 
 @pytest.mark.parametrize("graph,quantize", [("model.onnx", False), ("model_quant.onnx", True)])

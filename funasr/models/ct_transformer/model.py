@@ -21,14 +21,11 @@ class CTTransformer(nn.Module):
         att_unit: int,
         encoder: nn.Module,
         punc_list: Sequence[str],
-        sentence_end_id: int = 3,
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_unit)
         self.decoder = nn.Linear(att_unit, len(punc_list))
         self.encoder = encoder
-        self.punc_list = list(punc_list)
-        self.sentence_end_id = sentence_end_id
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], input_size: Optional[int] = None, vocab_size: Optional[int] = None) -> "CTTransformer":
@@ -45,7 +42,6 @@ class CTTransformer(nn.Module):
             att_unit=conf.get("att_unit", 256),
             encoder=encoder,
             punc_list=conf["punc_list"],
-            sentence_end_id=conf.get("sentence_end_id", 3),
         )
 
     def forward(self, ids: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:

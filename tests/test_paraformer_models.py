@@ -112,7 +112,8 @@ def test_padded_batch_equals_single(name):
     t = feats.shape[1]
     noise = torch.randn(1, t + 17, feats.shape[2], generator=torch.Generator().manual_seed(0))
     batch = torch.cat([torch.cat([feats, noise[:, :17]], dim=1), noise], dim=0)
-    single = engine.recognize(feats.numpy(), np.array([t]), timestamps=True)
-    both = engine.recognize(batch.numpy(), np.array([t, t + 17]), timestamps=True)
+    bias = engine.encode_hotwords([[1]]) if engine.always_bias else None  # Contextual: the sentinel alone
+    single = engine.recognize(feats.numpy(), np.array([t]), bias, timestamps=True)
+    both = engine.recognize(batch.numpy(), np.array([t, t + 17]), bias, timestamps=True)
     assert both.token_ids[0] == single.token_ids[0]
     np.testing.assert_allclose(both.stamp_weights[0], single.stamp_weights[0], atol=1e-5)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from funasr import registry
-from funasr.errors import ConfigError
+from funasr.errors import ConfigError, FunASRError
 from funasr.models.contextual_paraformer.decoder import ContextualParaformerDecoder
 from funasr.models.paraformer.cif_predictor import CifOutput
 from funasr.models.paraformer.model import Paraformer
@@ -16,7 +16,11 @@ from funasr.models.seaco_paraformer.model import pack_last_states, pad_ids
 
 @registry.register()
 class ContextualParaformer(Paraformer):
-    """Paraformer + ``bias_embed`` + 1-layer ``bias_encoder`` LSTM; the bias path always runs (``[sos]`` alone by default)."""
+    """Paraformer + ``bias_embed`` + 1-layer ``bias_encoder`` LSTM; the bias path always runs.
+
+    Without hotwords it attends to the sentinel ``[sos]`` alone: the family declares
+    ``always_bias``, so the task passes ``encode_hotwords([[sos]])`` then.
+    """
 
     float32_parts = ("predictor", "bias_encoder")
 
@@ -56,9 +60,9 @@ class ContextualParaformer(Paraformer):
         clas_scale: float = 1.0,
         **_: Any,
     ) -> torch.Tensor:
-        """Log-probabilities (B, N, vocab), biased by ``bias`` (H, D) hotword embeddings (default: ``[sos]`` only)."""
+        """Log-probabilities (B, N, vocab), biased by ``bias`` (H, D) hotword embeddings (required)."""
         if bias is None:
-            bias = self.encode_hotwords([[self.sos]])
+            raise FunASRError("ContextualParaformer decodes with hotword embeddings; for none pass encode_hotwords([[sos]])")
         hotwords = bias.to(enc.dtype)[None].expand(enc.shape[0], -1, -1)
         logits = self.decoder(enc, enc_lens, cif.embeds.to(enc.dtype), cif.token_num, hotwords, clas_scale)
         return torch.log_softmax(logits.float(), dim=-1)

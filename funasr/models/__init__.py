@@ -1,5 +1,8 @@
-"""Model families. Importing this package needs no torch; the torch-free parts (the VAD segmenter,
-punctuation text rules) are imported by the onnxruntime runtime."""
+"""Model families, one folder each (declared in its family.py, found by funasr.registry).
+
+Importing this package, a family's package, its family.py and onnx.py needs no torch; those and
+the other torch-free parts (the VAD segmenter, punctuation text rules, CIF arithmetic) are what
+the onnxruntime runtime imports."""
 from typing import Any
 
 

@@ -33,7 +33,7 @@ def worker(seconds: float, threads: int, repeat: int) -> dict:
 
     torch.set_num_threads(threads)
     wav = long_recording(seconds)
-    task = AutoModel(model=str(MODEL), disable_pbar=True).model
+    task = AutoModel(model=str(MODEL), disable_pbar=True).task
     run = lambda: task([AudioItem("bench", wav)])  # noqa: E731
     task([AudioItem("warmup", wav[: 10 * 16000])])
     before = rss_mb("VmRSS")

@@ -61,10 +61,11 @@ class TextItem:
 
 @dataclass
 class Source:
-    """One input before decoding: a key and what to decode (path, URL, bytes or samples)."""
+    """One input before decoding: a key and what to decode (path, URL, bytes or samples), or why it cannot be."""
 
     key: str
     value: Any
+    error: Optional[FunASRError] = None
 
 
 def content_key(data: Union[bytes, np.ndarray]) -> str:
@@ -86,23 +87,29 @@ def to_numpy(value: Any) -> Optional[np.ndarray]:
 
 
 def read_list_file(path: Path) -> list[Source]:
-    """Entries of ``wav.scp`` / ``.txt`` (``key value`` or ``value`` lines) or ``.jsonl`` (``key``/``source``)."""
-    sources: list[Source] = []
+    """Entries of ``wav.scp`` / ``.txt`` (``key value`` or ``value`` lines), ``.jsonl`` (``key``/``source``
+    objects) or ``.json`` (an array of such objects or of paths); a malformed entry becomes a ``Source`` with its error."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise AudioError(f"cannot read the list file {path}: {e}") from e
-    for n, line in enumerate(lines, 1):
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        try:
+            entries = json.loads(text)
+        except ValueError as e:
+            raise AudioError(f"{path} is not valid JSON ({e}); pass an array of paths or of {{'source', 'key'}} objects") from e
+        return [_json_entry(entry, path, f"item {n}") for n, entry in enumerate(entries, 1)]
+    sources: list[Source] = []
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
             continue
-        if path.suffix in (".jsonl", ".json") and line.startswith("{"):
+        if path.suffix in (".jsonl", ".json") and line.startswith(("{", "[")):
             try:
                 entry = json.loads(line)
-                value = entry["source"]
-            except (ValueError, KeyError) as e:
-                raise AudioError(f"{path} line {n} is not a JSON object with a 'source' field") from e
-            sources.append(Source(str(entry.get("key") or Path(str(value)).stem), value))
+            except ValueError:
+                entry = None
+            sources.append(_json_entry(entry, path, f"line {n}"))
             continue
         parts = line.split(maxsplit=1)
         if len(parts) == 2:
@@ -110,6 +117,17 @@ def read_list_file(path: Path) -> list[Source]:
         else:
             sources.append(Source(Path(parts[0]).stem, _relative_to(parts[0], path.parent)))
     return sources
+
+
+def _json_entry(entry: Any, path: Path, where: str) -> Source:
+    """A list file's JSON entry (an object with ``source`` and optional ``key``, or a path string) as a source."""
+    if isinstance(entry, str):
+        return Source(Path(entry).stem, _relative_to(entry, path.parent))
+    if isinstance(entry, dict) and isinstance(entry.get("source"), str):
+        value = _relative_to(entry["source"], path.parent)
+        return Source(str(entry.get("key") or Path(entry["source"]).stem), value)
+    key = f"{path.stem}_{where.replace(' ', '')}"
+    return Source(key, None, AudioError(f"{path} {where} is not a JSON object with a 'source' path (or a path string)"))
 
 
 def _relative_to(value: str, base: Path) -> str:
@@ -121,40 +139,61 @@ def _relative_to(value: str, base: Path) -> str:
 
 
 def collect_sources(data: Any) -> tuple[list[Source], bool]:
-    """Flatten an input into sources; the flag says whether it was a single input."""
+    """Flatten an input into sources with unique keys; the flag says whether it was a single input.
+
+    A single input that cannot be read raises; in a list, such an item becomes a ``Source`` with its error.
+    """
     if isinstance(data, (list, tuple)):
         sources: list[Source] = []
-        for item in data:
-            sources.extend(collect_sources(item)[0])
+        for n, item in enumerate(data):
+            try:
+                sources.extend(_sources(item))
+            except FunASRError as e:
+                sources.append(Source(f"input_{n}", item, e))
         return _distinct_keys(sources), False
+    sources = _sources(data)
+    single = not (isinstance(data, (str, Path)) and _is_list_file(data))
+    return _distinct_keys(sources) if not single else sources, single
+
+
+def _is_list_file(value: Union[str, Path]) -> bool:
+    return not is_url(str(value)) and Path(value).suffix.lower() in LIST_SUFFIXES and Path(value).is_file()
+
+
+def _sources(data: Any) -> list[Source]:
+    """The sources of one input (a list file gives several)."""
     if isinstance(data, (str, Path)):
         text = str(data)
         if is_url(text):
-            return [Source(Path(text.split("?")[0]).stem or "url", text)], True
-        path = Path(text)
-        if path.suffix.lower() in LIST_SUFFIXES and path.is_file():
-            return _distinct_keys(read_list_file(path)), False
-        return [Source(path.stem, text)], True
+            return [Source(Path(text.split("?")[0]).stem or "url", text)]
+        if _is_list_file(data):
+            return read_list_file(Path(text))
+        return [Source(Path(text).stem, text)]
     array = to_numpy(data)
     if array is not None:
-        return [Source(content_key(np.ascontiguousarray(array)), array)], True
+        if array.dtype.kind not in "iuf":
+            raise AudioError(f"an array of {array.dtype} cannot be audio; pass samples as floats in [-1, 1] or integer PCM")
+        return [Source(content_key(np.ascontiguousarray(array)), array)]
     if isinstance(data, (bytes, bytearray, memoryview)):
-        return [Source(content_key(bytes(data)), bytes(data))], True
+        return [Source(content_key(bytes(data)), bytes(data))]
     raise AudioError(
         f"funasr cannot read an input of type {type(data).__name__}; pass a path, URL, list file, "
         "bytes, numpy array or torch tensor"
     )
 
 
-def _distinct_keys(sources: list[Source]) -> list[Source]:
-    """Suffix repeated keys (``a``, ``a_1``, …) so that no result overwrites another."""
-    seen: dict[str, int] = {}
+def _distinct_keys(sources: list) -> list:
+    """Suffix repeated keys (``a``, ``a_1``, …), skipping suffixed names other inputs already hold, so that keys are unique."""
+    taken = {s.key for s in sources}
+    seen: set[str] = set()
     for s in sources:
         if s.key in seen:
-            seen[s.key] += 1
-            s.key = f"{s.key}_{seen[s.key]}"
-        else:
-            seen[s.key] = 0
+            n = 1
+            while f"{s.key}_{n}" in taken:
+                n += 1
+            s.key = f"{s.key}_{n}"
+            taken.add(s.key)
+        seen.add(s.key)
     return sources
 
 
@@ -338,22 +377,39 @@ def load_inputs(data: Any, fs: int = SAMPLE_RATE) -> list[AudioItem]:
 
 
 def text_sources(data: Any) -> tuple[list[TextItem], bool]:
-    """Text inputs for punctuation: a text, a list of texts, or a list file of ``key text`` lines."""
+    """Text inputs for punctuation: a text, a list of texts, or a list file of ``key text`` lines.
+
+    A single input that is not text (or a list file that does not exist) raises; in a list it becomes
+    an item with its error.
+    """
     if isinstance(data, (list, tuple)):
         items: list[TextItem] = []
-        for d in data:
-            items.extend(text_sources(d)[0])
-        return items, False
-    text = str(data)
-    path = Path(text)
-    if len(text) < 4096 and "\n" not in text and path.suffix in (".txt", ".scp", ".text") and path.is_file():
+        for n, d in enumerate(data):
+            try:
+                items.extend(text_sources(d)[0])
+            except FunASRError as e:
+                items.append(TextItem(f"input_{n}", "", e))
+        return _distinct_keys(items), False
+    if isinstance(data, Path):
+        data = str(data)
+    if not isinstance(data, str):
+        raise AudioError(f"punctuation takes text, got {type(data).__name__}; pass a string, a list of strings or a .txt list file")
+    path = Path(data) if len(data) < 4096 and "\n" not in data else None
+    if path is not None and path.suffix in (".txt", ".scp", ".text"):
+        if not path.is_file() and not any(c.isspace() for c in data):
+            raise AudioError(f"text list file {data} does not exist; check the path (or pass the text itself)")
+    if path is not None and path.suffix in (".txt", ".scp", ".text") and path.is_file():
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise AudioError(f"cannot read the text list file {data}: {e}") from e
         items = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in lines:
             parts = line.strip().split(maxsplit=1)
             if parts:
                 items.append(TextItem(parts[0], parts[1] if len(parts) > 1 else ""))
-        return items, False
-    return [TextItem(content_key(text.encode("utf-8")), text)], True
+        return _distinct_keys(items), False
+    return [TextItem(content_key(data.encode("utf-8")), data)], True
 
 
 # libsndfile subtypes whose reads from any offset give exactly the samples of a full decode

@@ -12,6 +12,7 @@ from funasr.config import resolve_model_dir
 from funasr.errors import CheckpointError, FunASRError
 from funasr.hub import resolve_model
 from funasr.models import load_checkpoint
+from funasr.options import check_constructor_args, check_device, check_threads
 from funasr.runner import Runner
 from funasr.tasks import frontend_and_tokenizer, make_task
 
@@ -67,19 +68,20 @@ class AutoModel(Runner):
     ) -> None:
         if model is None:
             raise FunASRError("AutoModel needs model=...: a model name such as 'paraformer-zh', a hub id or a local directory")
-        for key in ("disable_update", "disable_log", "log_level", "seed", "ngpu"):
-            kwargs.pop(key, None)  # reference switches with nothing to do here (no update check, deterministic)
+        check_device(device)
+        ncpu = check_threads("ncpu", ncpu)
+        defaults = check_constructor_args(kwargs, vad_kwargs, punc_kwargs, batch_size=batch_size, disable_pbar=disable_pbar)
         if ncpu:
-            torch.set_num_threads(int(ncpu))
+            torch.set_num_threads(ncpu)
         dtype = "fp16" if fp16 else "bf16" if bf16 else None
         main = build_task(model, hub, model_revision, device, dtype, **kwargs)
         sub = {"hub": hub, "device": device}
         vad = build_task(vad_model, revision=vad_model_revision, **{**sub, **(vad_kwargs or {})}) if vad_model else None
         punc = build_task(punc_model, revision=punc_model_revision, **{**sub, **(punc_kwargs or {})}) if punc_model else None
-        super().__init__(main, main.kind, vad, punc, batch_size, disable_pbar, kwargs)
+        super().__init__(main, main.kind, vad, punc, defaults)
 
     def export(self, type: str = "onnx", quantize: bool = False, output_dir: Optional[str] = None, **kwargs: Any) -> str:
         """Export the main model (``onnx``, ``torchscript`` or ``tensorrt``); returns the output folder."""
         from funasr.export import export_model
 
-        return export_model(self.model, type=type, quantize=quantize, output_dir=output_dir, **kwargs)
+        return export_model(self.task, type=type, quantize=quantize, output_dir=output_dir, **kwargs)

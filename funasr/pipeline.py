@@ -1,20 +1,18 @@
 """VAD -> ASR -> punctuation over long audio: batching by seconds, merging, sentences (torch-free)."""
 from __future__ import annotations
 
-import logging
-from typing import Any, Callable, Iterator, Optional
+import dataclasses
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from funasr.audio import AudioItem, Recording, TextItem, collect_sources, open_recording
-from funasr.errors import FunASRError
+from funasr.audio import AudioItem, Recording, TextItem
+from funasr.options import GenerateOptions, VADCallOptions
 from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
 
-log = logging.getLogger(__name__)
-
-Task = Callable[..., list]  # task(items, **kwargs) -> list[dict]
-MS = 16  # samples per millisecond at 16 kHz
+Task = Callable[..., list]  # task(items, options) -> list[dict]
+SAMPLES_PER_MS = 16  # at 16 kHz
 VAD_BLOCK = 16000 * 60 * 10  # samples of a file on disk read at a time for VAD (10 minutes)
 
 
@@ -47,92 +45,65 @@ def pack_batches(durations: list[int], budget_ms: float, threshold_ms: float) ->
 
 
 class Pipeline:
-    """Runs VAD, then ASR on the speech segments, then punctuation, per input."""
+    """Runs VAD, then ASR on the speech segments, then punctuation, on one recording."""
 
-    def __init__(self, vad: Task, asr: Task, punc: Optional[Task] = None, merge_length_s: float = 15.0,
-                 disable_pbar: bool = False) -> None:
+    def __init__(self, vad: Task, asr: Task, punc: Optional[Task] = None) -> None:
         self.vad, self.asr, self.punc = vad, asr, punc
-        self.merge_length_s, self.disable_pbar = merge_length_s, disable_pbar
 
-    def __call__(self, data: Any, fs: int = 16000, **kwargs: Any) -> list[dict]:
-        """Transcribe every input of ``data``; a bad input of a list keeps its place as ``{"key", "error"}``."""
-        sources, single = collect_sources(data)
-        results = []
-        for source in tqdm(sources, desc="inputs", disable=self.disable_pbar or len(sources) < 2, leave=False):
-            try:
-                recording = open_recording(source, fs)
-            except FunASRError as e:
-                if single:
-                    raise
-                log.warning("skipping %s: %s", source.key, e)
-                results.append({"key": source.key, "error": str(e)})
-                continue
-            results.append(self.transcribe(recording, **kwargs))
-        return results
-
-    def transcribe(
-        self,
-        item: Recording,
-        batch_size_s: float = 300,
-        batch_size_threshold_s: float = 60,
-        merge_vad: bool = False,
-        merge_length_s: Optional[float] = None,
-        sentence_timestamp: bool = False,
-        return_raw_text: bool = False,
-        **kwargs: Any,
-    ) -> dict:
+    def transcribe(self, item: Recording, opts: GenerateOptions) -> dict:
         """One recording through the whole chain."""
-        segments = self._segments(item, **kwargs)
-        if merge_vad:
-            segments = merge_segments(segments, 1000 * (merge_length_s or self.merge_length_s))
-        seg_results = self._recognize(item, segments, batch_size_s, batch_size_threshold_s, **kwargs)
+        conf = opts.pipeline
+        segments = self._segments(item, opts.vad)
+        if conf.merge_vad:
+            segments = merge_segments(segments, 1000 * conf.merge_length_s)
+        seg_results = self._recognize(item, segments, opts)
         texts = [r.get("text", "") for r in seg_results]
         stamps = [[[s + int(seg[0]), e + int(seg[0])] for s, e in r.get("timestamp", [])] for r, seg in zip(seg_results, segments)]
-        has_stamps = any("timestamp" in r for r in seg_results) or not segments
+        has_stamps = self.asr.gives_timestamps(opts.asr)
         result: dict = {"key": item.key, "text": " ".join(t for t in texts if t.strip())}
         if has_stamps:
             result["timestamp"] = [ts for seg in stamps for ts in seg]
         punc_array = None
         if self.punc is not None:
             punc_input = join_vad_texts(texts)
-            if return_raw_text:
+            if opts.punc.return_raw_text:
                 result["raw_text"] = result["text"]
             if punc_input:
-                punc = self.punc([TextItem(item.key, punc_input)], **kwargs)[0]
+                punc = self.punc([TextItem(item.key, punc_input)], opts.punc)[0]
                 result["text"], punc_array = punc["text"], punc.get("punc_array")
-        if sentence_timestamp:
+        if conf.sentence_timestamp:
             units = [u for t in texts for u in t.split()]
             aligned = punc_array is not None and has_stamps and len(punc_array) == len(result["timestamp"]) == len(units)
             if aligned:
-                result["sentence_info"] = sentences_from_punctuation(list(punc_array), result["timestamp"], units, return_raw_text)
+                result["sentence_info"] = sentences_from_punctuation(list(punc_array), result["timestamp"], units,
+                                                                     opts.punc.return_raw_text)
             else:
                 result["sentence_info"] = sentences_from_segments(segments, texts, stamps if has_stamps else None)
         return result
 
-    def _segments(self, item: Recording, **kwargs: Any) -> list[list[int]]:
-        """VAD over the recording; a file on disk is fed in blocks through one VAD state (same segments)."""
+    def _segments(self, item: Recording, options: VADCallOptions) -> list[list[int]]:
+        """VAD over the whole recording; a file on disk is fed in blocks through one VAD stream (same segments)."""
         if item.waveform is not None:
-            return self.vad([AudioItem(item.key, item.waveform)], **kwargs)[0]["value"]
+            return self.vad([AudioItem(item.key, item.waveform)], options)[0]["value"]
         state: dict = {}
         segments: list[list[int]] = []
         for block, last in item.blocks(VAD_BLOCK):
-            out = self.vad([AudioItem(item.key, block)], **{**kwargs, "cache": state, "is_final": last,
-                                                            "is_streaming_input": False})
-            segments.extend(out[0]["value"])
+            block_options = dataclasses.replace(options, cache=state, is_final=last, is_streaming_input=False)
+            segments.extend(self.vad([AudioItem(item.key, block)], block_options)[0]["value"])
         return segments
 
-    def _recognize(self, item: Recording, segments: list[list[int]], batch_size_s: float,
-                   batch_size_threshold_s: float, **kwargs: Any) -> list[dict]:
+    def _recognize(self, item: Recording, segments: list[list[int]], opts: GenerateOptions) -> list[dict]:
         """ASR on every segment, batched by length; results in segment order."""
         durations = [int(e) - int(s) for s, e in segments]
-        budget = max(1000 * batch_size_s, min(durations, default=1), 1)
+        budget = max(1000 * opts.pipeline.batch_size_s, min(durations, default=1), 1)
         out: list[dict] = [{}] * len(segments)
-        batches = list(pack_batches(durations, budget, 1000 * batch_size_threshold_s))
-        show = not self.disable_pbar and len(batches) > 1
+        batches = list(pack_batches(durations, budget, 1000 * opts.pipeline.batch_size_threshold_s))
+        show = not opts.run.disable_pbar and len(batches) > 1
         for batch in tqdm(batches, desc=f"{item.key} segments", disable=not show, leave=False):
-            pieces = {i: item.read(int(segments[i][0] * MS), min(int(segments[i][1] * MS), item.length)) for i in batch}
+            pieces = {i: item.read(int(segments[i][0] * SAMPLES_PER_MS), min(int(segments[i][1] * SAMPLES_PER_MS), item.length))
+                      for i in batch}
             batch = [i for i in batch if len(pieces[i])]  # a segment past the end of the audio has nothing to say
             seg_items = [AudioItem(item.key, np.ascontiguousarray(pieces[i])) for i in batch]
-            for i, res in zip(batch, self.asr(seg_items, **kwargs) if seg_items else []):
+            for i, res in zip(batch, self.asr(seg_items, opts.asr) if seg_items else []):
                 out[i] = res
         return out

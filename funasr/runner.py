@@ -1,87 +1,133 @@
-"""Running tasks on inputs (torch-free): batches, per-item errors, punctuation, the VAD chain, output files.
+"""Running tasks on inputs (torch-free): the one loop (batches, per-item errors, progress), punctuation, output files.
 
 ``funasr.AutoModel`` (PyTorch) and ``funasr_onnx.AutoModel`` (onnxruntime) both build their tasks
-and hand them to a ``Runner``. A task is a callable ``task(items, **kwargs) -> list[dict]``.
+and hand them to a ``Runner``. A task is a callable ``task(items, options) -> list[dict]`` taking
+the option object of its kind (``funasr.options``).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator, Optional
+from contextlib import nullcontext
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from tqdm.auto import tqdm
 
-from funasr.audio import TextItem, collect_sources, load_item, text_sources
+from funasr.audio import AudioItem, TextItem, collect_sources, decode_source, open_recording, text_sources
+from funasr.errors import FunASRError, OptionError
+from funasr.options import DEFAULTABLE, GenerateOptions, PuncOptions
 from funasr.pipeline import Pipeline
-from funasr.writers import write_results
+from funasr.writers import OutputWriter
 
 log = logging.getLogger(__name__)
 
 
-class Runner:
-    """FunASR's ``generate()`` over a main task (``task`` = "vad", "asr" or "punc": what it does) and optional VAD / punctuation."""
+def run_batches(
+    sources: Sequence[Any],
+    load: Callable[[Any], Any],
+    process: Callable[[list], list[dict]],
+    batch_size: int,
+    single: bool,
+    disable_pbar: bool = False,
+) -> Iterator[dict]:
+    """The one loop: load ``batch_size`` sources at a time, ``process`` the loaded ones, yield one result per source.
 
-    def __init__(self, model: Any, task: str, vad_model: Any = None, punc_model: Any = None, batch_size: int = 1,
-                 disable_pbar: bool = False, kwargs: Optional[dict] = None) -> None:
-        self.model, self.task, self.vad_model, self.punc_model = model, task, vad_model, punc_model
-        self.batch_size = max(1, int(batch_size))
-        self.disable_pbar = disable_pbar
-        self.kwargs = kwargs or {}
-
-    def generate(self, input: Any, output_dir: Optional[str] = None, **kwargs: Any) -> list[dict]:
-        """Run the model (and the VAD / punctuation chain when given) on ``input``; one dict per input."""
-        results = self._generate(input, **kwargs)
-        output_dir = output_dir or self.kwargs.get("output_dir")
-        if output_dir:
-            write_results(results, output_dir, kwargs.get("formats", ()))
-        return results
-
-    def _generate(self, input: Any, **kwargs: Any) -> list[dict]:
-        if self.vad_model is not None and self.task == "asr":
-            pipeline = Pipeline(self.vad_model, self.model, self.punc_model,
-                                self.kwargs.get("merge_length_s", 15), self.disable_pbar)
-            return pipeline(input, **kwargs)
-        if self.task == "punc":
-            sources, single = text_sources(input)
-        else:
-            sources, single = collect_sources(input)
-        results = []
-        for batch in self._batches(sources, kwargs.pop("batch_size", self.batch_size), kwargs.get("fs", 16000)):
-            results.extend(self._run_batch(batch, single, **kwargs))
-        return results
-
-    def _batches(self, sources: list, batch_size: int, fs: int) -> Iterator[list]:
-        """Load inputs lazily, ``batch_size`` at a time, so a long list never sits in memory at once."""
-        pbar = tqdm(total=len(sources), disable=self.disable_pbar or len(sources) < 2, desc="inputs", leave=False)
-        for i in range(0, len(sources), max(1, int(batch_size))):
-            chunk = sources[i : i + batch_size]
-            yield [s if isinstance(s, TextItem) else load_item(s, fs) for s in chunk]
+    A source that cannot be loaded, or a batch whose processing raises a ``FunASRError``, gives
+    ``{"key", "error"}`` in its place (and a warning); for a ``single`` input the error is raised.
+    """
+    pbar = tqdm(total=len(sources), disable=disable_pbar or len(sources) < 2, desc="inputs", leave=False)
+    try:
+        for start in range(0, len(sources), batch_size):
+            chunk = sources[start : start + batch_size]
+            loaded: list[Any] = []
+            for source in chunk:
+                try:
+                    if getattr(source, "error", None) is not None:
+                        raise source.error
+                    loaded.append(load(source))
+                except FunASRError as e:
+                    if single:
+                        raise
+                    loaded.append(e)
+            good = [item for item in loaded if not isinstance(item, FunASRError)]
+            try:
+                out = iter(process(good) if good else [])
+            except FunASRError as e:
+                if single:
+                    raise
+                loaded = [e] * len(chunk)
+                out = iter([])
+            for source, item in zip(chunk, loaded):
+                if isinstance(item, FunASRError):
+                    log.warning("skipping %s: %s", source.key, item)
+                    yield {"key": source.key, "error": str(item)}
+                else:
+                    yield next(out)
             pbar.update(len(chunk))
+    finally:
         pbar.close()
 
-    def _run_batch(self, batch: list, single: bool, **kwargs: Any) -> list[dict]:
-        """One batch through the task; bad items keep their place as ``{"key", "error"}``."""
-        bad = [item for item in batch if getattr(item, "error", None) is not None]
-        if bad and single:
-            raise bad[0].error
-        good = [item for item in batch if getattr(item, "error", None) is None]
-        out = iter(self.model(good, **kwargs) if good else [])
-        results = []
-        for item in batch:
-            if getattr(item, "error", None) is not None:
-                log.warning("skipping %s: %s", item.key, item.error)
-                results.append({"key": item.key, "error": str(item.error)})
-            else:
-                results.append(next(out))
-        if self.punc_model is not None and self.task == "asr":
-            results = self.punctuate(results, **kwargs)
+
+class Runner:
+    """FunASR's ``generate()`` over a main ``task`` (whose ``kind`` is "vad", "asr" or "punc") and optional VAD / punctuation tasks."""
+
+    def __init__(self, task: Any, kind: str, vad_task: Any = None, punc_task: Any = None,
+                 defaults: Optional[dict] = None) -> None:
+        self.task, self.kind, self.vad_task, self.punc_task = task, kind, vad_task, punc_task
+        self.pipeline = Pipeline(vad_task, task, punc_task) if vad_task is not None and kind == "asr" else None
+        self.defaults = {k: v for k, v in (defaults or {}).items() if k in DEFAULTABLE and v is not None}
+        self.options(self.defaults)  # bad constructor values fail now, not at the first call
+
+    def options(self, kwargs: dict) -> GenerateOptions:
+        """``generate()`` arguments (over the constructor's defaults), checked."""
+        return GenerateOptions.parse({**self.defaults, **kwargs}, self.kind, self.vad_task is not None)
+
+    def sources(self, input: Any) -> tuple[list, bool]:
+        """The inputs of ``input`` with unique keys; the flag says whether it was a single input."""
+        return text_sources(input) if self.kind == "punc" else collect_sources(input)
+
+    def generate(self, input: Any, **kwargs: Any) -> list[dict]:
+        """Run the model (and the VAD / punctuation chain when given) on ``input``; one dict per input."""
+        opts = self.options(kwargs)
+        sources, single = self.sources(input)
+        writer = OutputWriter(opts.run.output_dir, opts.run.formats) if opts.run.output_dir else nullcontext()
+        with writer:
+            results = []
+            for result in self.results(sources, single, opts):
+                if opts.run.output_dir:
+                    writer.write(result)
+                results.append(result)
         return results
 
-    def punctuate(self, results: list[dict], **kwargs: Any) -> list[dict]:
+    def results(self, sources: list, single: bool, opts: GenerateOptions) -> Iterator[dict]:
+        """One result per source, in order, as they are ready."""
+        fs = opts.run.fs
+        if self.kind == "vad" and opts.vad.cache is not None and len(sources) != 1:
+            raise OptionError(
+                f"cache= holds one VAD stream, but the input has {len(sources)} items; "
+                "call generate() once per stream (one input, one cache dict each)"
+            )
+        if self.pipeline is not None:
+            return run_batches(sources, lambda s: open_recording(s, fs), lambda recs: [self.pipeline.transcribe(recs[0], opts)],
+                               1, single, opts.run.disable_pbar)
+        if self.kind == "punc":
+            return run_batches(sources, lambda item: item, lambda items: self.task(items, opts.punc),
+                               opts.run.batch_size, single, opts.run.disable_pbar)
+        return run_batches(sources, lambda s: AudioItem(s.key, decode_source(s, fs), source=s.value),
+                           lambda items: self._recognize(items, opts), opts.run.batch_size, single, opts.run.disable_pbar)
+
+    def _recognize(self, items: list[AudioItem], opts: GenerateOptions) -> list[dict]:
+        """One batch through the main task, then punctuation."""
+        if self.kind == "vad":
+            return self.task(items, opts.vad)
+        results = self.task(items, opts.asr)
+        return self.punctuate(results, opts.punc) if self.punc_task is not None else results
+
+    def punctuate(self, results: list[dict], options: PuncOptions) -> list[dict]:
         """Replace each result's text by its punctuated text (``raw_text`` kept on request)."""
         todo = [r for r in results if "error" not in r and r.get("text", "").strip()]
-        punc = self.punc_model([TextItem(r["key"], r["text"]) for r in todo], **kwargs) if todo else []
+        punc = self.punc_task([TextItem(r["key"], r["text"]) for r in todo], options) if todo else []
         for r, p in zip(todo, punc):
-            if kwargs.get("return_raw_text"):
+            if options.return_raw_text:
                 r["raw_text"] = r["text"]
             r["text"] = p["text"]
         return results

@@ -7,7 +7,8 @@ them) and writes
 - ``<output_dir>/1best_recog/token``: ``key`` and the recognised units (CJK characters, words) of
   text without punctuation (``raw_text`` when present);
 - ``<output_dir>/1best_recog/timestamp``: ``key [[beg_ms, end_ms], ...]`` for results with timestamps;
-- with ``formats``: ``<output_dir>/<key>.json``, ``<key>.srt`` and ``<key>.txt``.
+- with ``formats``: ``<output_dir>/<stem>.json``, ``<stem>.srt`` and ``<stem>.txt``, where the stem is
+  the key made safe for a file name, suffixed ``_1``, ``_2``, … where two keys give one stem.
 
 Results holding an ``error`` are skipped.
 """
@@ -22,11 +23,11 @@ from types import TracebackType
 from typing import Any, Iterable, Optional, TextIO, Union
 
 from funasr.cjk import HAN_EXT_A, char_class
+from funasr.options import check_formats
 from funasr.sentences import join_units
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("json", "srt", "txt")
 KALDI_DIR = "1best_recog"
 # A new subtitle starts after a pause this long when only per-unit timestamps are known.
 CUE_GAP_MS = 600
@@ -132,11 +133,9 @@ class OutputWriter:
 
     def __init__(self, output_dir: Union[str, Path], formats: Iterable[str] = ()) -> None:
         self.output_dir = Path(output_dir)
-        self.formats = tuple(formats)
-        unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown:
-            raise ValueError(f"unknown output format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+        self.formats = check_formats(formats)
         self._files: dict[str, TextIO] = {}
+        self._stems: dict[str, str] = {}  # key -> file stem, unique within the run
 
     def __enter__(self) -> "OutputWriter":
         return self
@@ -170,11 +169,22 @@ class OutputWriter:
             if fmt == "srt" and not srt_cues(result):
                 log.warning("%s has no timing (no timestamps or segments); no SRT written", key)
                 continue
-            path = self.output_dir / f"{file_stem(key)}.{fmt}"
+            path = self.output_dir / f"{self.stem(key)}.{fmt}"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text({"json": to_json, "srt": to_srt, "txt": to_txt}[fmt](result), encoding="utf-8")
             written.append(path)
         return written
+
+    def stem(self, key: str) -> str:
+        """The file stem of ``key``: ``file_stem(key)``, suffixed where another key of this run already has it."""
+        if key not in self._stems:
+            taken = set(self._stems.values())
+            stem, n = file_stem(key), 0
+            while stem in taken:
+                n += 1
+                stem = f"{file_stem(key)}_{n}"
+            self._stems[key] = stem
+        return self._stems[key]
 
     def close(self) -> None:
         """Close the ``1best_recog`` files."""

@@ -24,18 +24,18 @@ HOTWORD_MODELS = {"seaco_paraformer_tiny", "contextual_paraformer_tiny"}
 def speech_batch(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Three padded utterances of different lengths through the model's frontend."""
     waves = [read_wave("example.wav"), read_wave("sample.wav"), read_wave("example.wav")[:20000]]
-    return auto(name).model.frontend(waves)
+    return auto(name).task.frontend(waves)
 
 
 def hotword_rows(name: str, words: list[str]) -> torch.Tensor:
-    task = auto(name).model
+    task = auto(name).task
     with torch.inference_mode():
         return task.net.encode_hotwords(hotword_ids(words, task.tokenizer, sos=task.net.module.sos))
 
 
 def torch_asr(name: str, feats: np.ndarray, lens: np.ndarray, bias: torch.Tensor = None) -> dict[str, np.ndarray]:
     """The eager model's log-probabilities, token counts and (for timestamp models) upsampled weights."""
-    model = auto(name).model.net.module
+    model = auto(name).task.net.module
     with torch.inference_mode():
         enc, enc_lens = model.encode(torch.from_numpy(feats), torch.from_numpy(lens))
         cif = model.predict(enc, enc_lens)
@@ -48,7 +48,7 @@ def torch_asr(name: str, feats: np.ndarray, lens: np.ndarray, bias: torch.Tensor
 def onnx_feed(name: str, feats: np.ndarray, lens: np.ndarray, bias: torch.Tensor = None) -> dict[str, np.ndarray]:
     feed = {"speech": feats, "speech_lengths": lens.astype(np.int32)}
     if name in HOTWORD_MODELS:
-        dim = auto(name).model.net.module.bias_encoder.hidden_size
+        dim = auto(name).task.net.module.bias_encoder.hidden_size
         rows = np.zeros((1, dim), np.float32) if bias is None else bias.numpy()  # all zero: no hotwords
         feed["bias_embed"] = np.ascontiguousarray(np.broadcast_to(rows, (len(lens),) + rows.shape))
     return feed
@@ -158,7 +158,7 @@ def test_seaco_zero_bias_means_no_hotwords_and_many_hotwords_are_filtered(export
     session = ort.InferenceSession(str(exported(export_root, name) / "model.onnx"))
     feats, lens = speech_batch(name)
     assert_asr_equal(session.run(None, onnx_feed(name, feats, lens)), torch_asr(name, feats, lens), lens)
-    tokens = [t for t in auto(name).model.tokenizer.token_list if "\u4e00" <= t <= "\u9fff"]
+    tokens = [t for t in auto(name).task.tokenizer.token_list if "\u4e00" <= t <= "\u9fff"]
     distinct = [a + b for a, b in zip(tokens[:70], tokens[70:140])]
     unknown = [chr(0x4E00 + 7 * i) + chr(0x4E00 + 13 * i) for i in range(70)]  # many equal rows (<unk> <unk>)
     for words in (distinct, unknown):  # more than the 50 hotwords kept per utterance
@@ -169,7 +169,7 @@ def test_seaco_zero_bias_means_no_hotwords_and_many_hotwords_are_filtered(export
 @pytest.mark.parametrize("name", sorted(HOTWORD_MODELS))
 def test_hotword_embedder_equals_pytorch(export_root, name):
     session = ort.InferenceSession(str(exported(export_root, name) / "model_eb.onnx"))
-    task = auto(name).model
+    task = auto(name).task
     ids = hotword_ids(["今天", "朋友电话", "a"], task.tokenizer, sos=task.net.module.sos)
     padded = np.zeros((len(ids), max(map(len, ids))), np.int32)
     for i, h in enumerate(ids):
@@ -183,7 +183,7 @@ def test_vad_onnx_in_chunks_equals_pytorch(export_root):
     out = exported(export_root, "fsmn-vad")
     feats = np.random.default_rng(0).standard_normal((1, 250, 400)).astype(np.float32)
     with torch.inference_mode():
-        want, _ = auto("fsmn-vad").model.net.module(torch.from_numpy(feats))
+        want, _ = auto("fsmn-vad").task.net.module(torch.from_numpy(feats))
     for file, check in (("model.onnx", "equal"), ("model_quant.onnx", "cosine")):
         session = ort.InferenceSession(str(out / file))
         caches = [np.zeros((1, 128, 19, 1), np.float32) for _ in range(4)]
@@ -202,7 +202,7 @@ def test_vad_onnx_in_chunks_equals_pytorch(export_root):
 @pytest.mark.parametrize("name", PUNC_MODELS)
 def test_punc_onnx_equals_pytorch(export_root, name):
     out = exported(export_root, name)
-    model = auto(name).model.net.module
+    model = auto(name).task.net.module
     ids = np.random.default_rng(1).integers(1, model.embed.num_embeddings, (2, 37)).astype(np.int32)
     lens = np.array([37, 11], np.int32)
     for file in ("model.onnx", "model_quant.onnx"):
@@ -238,13 +238,13 @@ def test_torchscript_vad_and_punc(export_root):
     feats = torch.randn(1, 50, 400)
     with torch.inference_mode():
         scores, *caches = vad(feats, *[torch.zeros(1, 128, 19, 1)] * 4)
-        want, want_caches = auto("fsmn-vad").model.net.module(feats)
+        want, want_caches = auto("fsmn-vad").task.net.module(feats)
     torch.testing.assert_close(scores, want)
     torch.testing.assert_close(caches[0][..., 0].transpose(1, 2), want_caches[0])
     punc = torch.jit.load(str(exported(export_root, "ct_punc_tiny", "torchscript") / "model.torchscript"))
     ids = torch.randint(1, 100, (1, 23), dtype=torch.int32)
     with torch.inference_mode():
-        torch.testing.assert_close(punc(ids, torch.tensor([23], dtype=torch.int32)), auto("ct_punc_tiny").model.net.module(ids.long(), torch.tensor([23])))
+        torch.testing.assert_close(punc(ids, torch.tensor([23], dtype=torch.int32)), auto("ct_punc_tiny").task.net.module(ids.long(), torch.tensor([23])))
 
 
 # ---- TensorRT ------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def _has_tensorrt() -> bool:
 
 @pytest.mark.parametrize("name", ["fsmn-vad", "seaco_paraformer_tiny", "ct_punc_tiny"])
 def test_tensorrt_profiles_cover_every_dynamic_input(name):
-    for graph in model_graphs(auto(name).model):
+    for graph in model_graphs(auto(name).task):
         shapes = graph.profile_shapes()
         assert list(shapes) == graph.input_names
         for example, (lo, opt, hi) in zip(graph.inputs, shapes.values()):
@@ -277,13 +277,13 @@ def graph_feeds(name: str) -> dict[str, dict[str, np.ndarray]]:
         feats = np.random.default_rng(0).standard_normal((1, 250, 400)).astype(np.float32)
         return {"model": {"speech": feats, **{f"in_cache{i}": np.zeros((1, 128, 19, 1), np.float32) for i in range(4)}}}
     if name in PUNC_MODELS:
-        ids = np.random.default_rng(1).integers(1, auto(name).model.net.module.embed.num_embeddings, (2, 37)).astype(np.int32)
+        ids = np.random.default_rng(1).integers(1, auto(name).task.net.module.embed.num_embeddings, (2, 37)).astype(np.int32)
         return {"model": {"inputs": ids, "text_lengths": np.array([37, 11], np.int32)}}
     words = ["今天", "朋友电话", "a"]
     feats, lens = speech_batch(name)
     feeds = {"model": onnx_feed(name, feats, lens, hotword_rows(name, words) if name in HOTWORD_MODELS else None)}
     if name in HOTWORD_MODELS:
-        task = auto(name).model
+        task = auto(name).task
         ids = hotword_ids(words, task.tokenizer, sos=task.net.module.sos)
         feeds["model_eb"] = {"hotword": np.array([h + [0] * (10 - len(h)) for h in ids], np.int32)}
     return feeds
@@ -294,7 +294,7 @@ def test_fp16_graphs_for_tensorrt_follow_the_float32_graphs(export_root, tmp_pat
     from funasr.export.onnx import export_onnx
 
     folder, feeds = exported(export_root, name), graph_feeds(name)
-    for graph in model_graphs(auto(name).model, torch.float16):
+    for graph in model_graphs(auto(name).task, torch.float16):
         full = folder / f"{graph.name}.onnx"
         with torch.no_grad():
             half = export_onnx(graph, tmp_path / f"{graph.name}_fp16.onnx")
@@ -342,7 +342,7 @@ def test_tensorrt_engine_matches_pytorch(tmp_path, name, fp16):
             assert a.shape == b.shape and (np.array_equal(a, b) if a.dtype.kind in "iu" else cosine(a, b) >= 0.999)
     elif name.startswith("ct_punc"):
         with torch.inference_mode():
-            want = auto(name).model.net.module(torch.from_numpy(feed["inputs"][:1]).long(), torch.tensor([37]))
+            want = auto(name).task.net.module(torch.from_numpy(feed["inputs"][:1]).long(), torch.tensor([37]))
         torch.testing.assert_close(torch.from_numpy(got[0][:1]), want, atol=1e-3, rtol=1e-3)
     else:
         feats, lens = speech_batch(name)

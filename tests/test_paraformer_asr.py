@@ -13,6 +13,7 @@ from conftest import AUDIO, PARITY, TOLERANCE_MS, norm_text, parity_cases, read_
 from funasr.audio import AudioItem
 from funasr.auto_model import AutoModel
 from funasr.errors import HotwordError
+from funasr.options import ASROptions
 
 
 @lru_cache(maxsize=None)
@@ -21,7 +22,7 @@ def _auto(model: str) -> AutoModel:
 
 
 def _task(model: str):
-    return _auto(model).model
+    return _auto(model).task
 
 
 def _assert_same(got: dict, expected: dict) -> None:
@@ -49,8 +50,8 @@ def test_batched_equals_one_at_a_time(model):
     task = _task(f"models/{model}")
     items = [AudioItem("sample", read_wave("sample.wav")), AudioItem("example", read_wave("example.wav")), AudioItem("short", read_wave("example.wav")[:20000])]
     alone = [task([item])[0] for item in items]
-    assert task(items, batch_size=3) == alone
-    assert task(items, batch_size=2) == alone
+    assert task(items) == alone
+    assert task(items[:2]) + task(items[2:]) == alone
 
 
 def test_hotwords_batched_equal_one_at_a_time_with_filtering():
@@ -59,8 +60,8 @@ def test_hotwords_batched_equal_one_at_a_time_with_filtering():
     tokens = task.tokenizer.token_list
     hotword = " ".join(tokens[3 + i] + tokens[40 + i] for i in range(60))
     items = [AudioItem("sample", read_wave("sample.wav")), AudioItem("example", read_wave("example.wav"))]
-    alone = [task([item], hotword=hotword)[0] for item in items]
-    assert task(items, hotword=hotword, batch_size=2) == alone
+    alone = [task([item], ASROptions(hotword=hotword))[0] for item in items]
+    assert task(items, ASROptions(hotword=hotword)) == alone
     assert task(items)[0]["text"] != alone[0]["text"] or task(items)[1]["text"] != alone[1]["text"]
 
 
@@ -68,13 +69,13 @@ def test_plain_paraformer_timestamps_on_request():
     task = _task("models/paraformer_tiny")
     item = [AudioItem("example", read_wave("example.wav"))]
     plain = task(item)[0]
-    (timed,) = task(item, pred_timestamp=True)
+    (timed,) = task(item, ASROptions(timestamps=True))
     assert set(plain) == {"key", "text"}
     assert timed["text"].replace(" ", "") == plain["text"]
     assert len(timed["timestamp"]) == len(timed["text"].split())
     starts = [s for s, _ in timed["timestamp"]]
     assert starts == sorted(starts) and all(s < e for s, e in timed["timestamp"])
-    assert task(item, output_timestamp=True) == [timed]
+    assert task(item, ASROptions(timestamps=True)) == [timed]
 
 
 def test_zero_token_utterance_keeps_its_key_and_the_others():
@@ -86,10 +87,10 @@ def test_zero_token_utterance_keeps_its_key_and_the_others():
         model = task.net.module
         enc, enc_lens = model.encode(torch.from_numpy(feats), torch.from_numpy(lens))
         assert model.predict(enc, enc_lens).token_num.tolist() == [0]
-    (alone,) = task([AudioItem("short", short)], hotword="今天 朋友")
+    (alone,) = task([AudioItem("short", short)], ASROptions(hotword="今天 朋友"))
     assert alone == {"key": "short", "text": "", "timestamp": []}
-    full = task([AudioItem("example", read_wave("example.wav"))], hotword="今天 朋友")[0]
-    both = task([AudioItem("short", short), AudioItem("example", read_wave("example.wav"))], hotword="今天 朋友", batch_size=2)
+    full = task([AudioItem("example", read_wave("example.wav"))], ASROptions(hotword="今天 朋友"))[0]
+    both = task([AudioItem("short", short), AudioItem("example", read_wave("example.wav"))], ASROptions(hotword="今天 朋友"))
     assert both == [alone, full]
 
 
@@ -98,7 +99,7 @@ def test_hotword_file_equals_hotword_string(tmp_path):
     item = [AudioItem("example", read_wave("example.wav"))]
     path = tmp_path / "hot.txt"
     path.write_text("今天\n\n朋友\n电话\n", encoding="utf-8")
-    assert task(item, hotword=str(path)) == task(item, hotword="今天 朋友 电话")
+    assert task(item, ASROptions(hotword=str(path))) == task(item, ASROptions(hotword="今天 朋友 电话"))
 
 
 def test_hotword_url(tmp_path):
@@ -117,9 +118,9 @@ def test_hotword_url(tmp_path):
         task = _task("models/seaco_paraformer_tiny")
         item = [AudioItem("example", read_wave("example.wav"))]
         url = f"http://127.0.0.1:{server.server_address[1]}/hot.txt"
-        assert task(item, hotword=url) == task(item, hotword="今天 朋友 电话")
+        assert task(item, ASROptions(hotword=url)) == task(item, ASROptions(hotword="今天 朋友 电话"))
         with pytest.raises(HotwordError, match="missing.txt"):
-            task(item, hotword=url.replace("hot.txt", "missing.txt"))
+            task(item, ASROptions(hotword=url.replace("hot.txt", "missing.txt")))
     finally:
         server.shutdown()
 
@@ -127,7 +128,7 @@ def test_hotword_url(tmp_path):
 def test_missing_hotword_file_is_a_clear_error(tmp_path):
     task = _task("models/seaco_paraformer_tiny")
     with pytest.raises(HotwordError, match="does not exist"):
-        task([AudioItem("example", read_wave("example.wav"))], hotword=str(tmp_path / "nope.txt"))
+        task([AudioItem("example", read_wave("example.wav"))], ASROptions(hotword=str(tmp_path / "nope.txt")))
 
 
 @pytest.mark.parametrize("model", ["seaco_paraformer_tiny", "contextual_paraformer_tiny"])
@@ -136,17 +137,17 @@ def test_empty_hotword_list_is_a_no_op(model, tmp_path):
     item = [AudioItem("example", read_wave("example.wav"))]
     (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
     plain = task(item)
-    assert task(item, hotword="") == plain
-    assert task(item, hotword="   ") == plain
-    assert task(item, hotword=str(tmp_path / "empty.txt")) == plain
+    assert task(item, ASROptions(hotword="")) == plain
+    assert task(item, ASROptions(hotword="   ")) == plain
+    assert task(item, ASROptions(hotword=str(tmp_path / "empty.txt"))) == plain
 
 
 def test_clas_scale_changes_contextual_biasing():
     task = _task("models/contextual_paraformer_tiny")
     item = [AudioItem("example", read_wave("example.wav"))]
-    default = task(item, hotword="今天 朋友 电话")
-    assert task(item, hotword="今天 朋友 电话", clas_scale=1.0) == default
-    assert task(item, hotword="今天 朋友 电话", clas_scale=40.0) != default
+    default = task(item, ASROptions(hotword="今天 朋友 电话"))
+    assert task(item, ASROptions(hotword="今天 朋友 电话", clas_scale=1.0)) == default
+    assert task(item, ASROptions(hotword="今天 朋友 电话", clas_scale=40.0)) != default
 
 
 def test_hotwords_are_encoded_once_per_string():
@@ -167,20 +168,20 @@ def test_seg_dict_of_the_model_tokenises_hotwords(tmp_path):
     model_dir = tmp_path / "seaco"
     shutil.copytree(PARITY / "models" / "seaco_paraformer_tiny", model_dir)
     (model_dir / "seg_dict").write_text("今天 今 天\n朋友 朋 友\n", encoding="utf-8")
-    task = AutoModel(model=str(model_dir), device="cpu", disable_pbar=True).model
+    task = AutoModel(model=str(model_dir), device="cpu", disable_pbar=True).task
     tok = task.tokenizer
     assert tok.seg_dict is not None
     by_pieces = task.hotword_bias("今天 朋友")
     assert torch.equal(by_pieces, task.net.encode_hotwords([tok.tokens2ids(["今", "天"]), tok.tokens2ids(["朋", "友"]), [1]]))
     item = [AudioItem("example", read_wave("example.wav"))]
-    assert task(item, hotword="今天 朋友") != _task("models/seaco_paraformer_tiny")(item, hotword="今天 朋友")
+    assert task(item, ASROptions(hotword="今天 朋友")) != _task("models/seaco_paraformer_tiny")(item, ASROptions(hotword="今天 朋友"))
 
 
 def test_audio_shorter_than_a_frame_gives_empty_text():
     task = _task("models/bicif_paraformer_tiny")
     tiny = read_wave("example.wav")[8000:8100]
     full = task([AudioItem("example", read_wave("example.wav"))])[0]
-    got = task([AudioItem("tiny", tiny), AudioItem("example", read_wave("example.wav"))], batch_size=2)
+    got = task([AudioItem("tiny", tiny), AudioItem("example", read_wave("example.wav"))])
     assert got == [{"key": "tiny", "text": "", "timestamp": []}, full]
 
 
@@ -189,8 +190,8 @@ def test_half_precision_gives_the_float32_results(model):
     path = str(PARITY / "models" / model)
     want = _auto(f"models/{model}").generate(str(AUDIO / "example.wav"), hotword="今天")[0]
     half = AutoModel(model=path, fp16=True, disable_pbar=True)
-    assert next(half.model.net.module.encoder.parameters()).dtype == torch.float16
-    assert next(half.model.net.module.predictor.parameters()).dtype == torch.float32  # the CIF's running sum
+    assert next(half.task.net.module.encoder.parameters()).dtype == torch.float16
+    assert next(half.task.net.module.predictor.parameters()).dtype == torch.float32  # the CIF's running sum
     got = half.generate(str(AUDIO / "example.wav"), hotword="今天")[0]
     assert got["text"] == want["text"] and got.get("timestamp") == want.get("timestamp")
     bf16 = AutoModel(model=path, bf16=True, disable_pbar=True).generate(str(AUDIO / "example.wav"), hotword="今天")[0]

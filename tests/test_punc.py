@@ -12,6 +12,7 @@ import yaml
 from conftest import CHECKPOINTS, PARITY, norm_text, parity_cases
 from funasr import AutoModel, registry
 from funasr.models.ct_transformer import text as rules
+from funasr.options import PuncOptions
 from funasr.tasks.punc import PuncTask, TextItem
 
 PUNC_LIST = ["<unk>", "_", "，", "。", "？", "、"]
@@ -24,7 +25,7 @@ def _auto(model_dir: str) -> AutoModel:
 
 
 def _task(model_dir: str) -> PuncTask:
-    task = _auto(model_dir).model
+    task = _auto(model_dir).task
     assert isinstance(task, PuncTask)
     return task
 
@@ -68,7 +69,7 @@ def test_split_size_changes_windows_not_word_count():
     task = _task("models/ct_punc_tiny")
     text = "今天天气不错我们去学习" * 5
     for size in (3, 7, 200):
-        (got,) = task([TextItem("s", text)], split_size=size)
+        (got,) = task([TextItem("s", text)], PuncOptions(split_size=size))
         assert len(got["punc_array"]) == 55
         assert got["punc_array"][-1] == PERIOD
 

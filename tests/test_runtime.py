@@ -145,7 +145,7 @@ def test_int8_chain_runs(export_dirs):
         model=export_dirs["bicif_paraformer_tiny"], vad_model=export_dirs["fsmn-vad"],
         punc_model=export_dirs["ct_punc_tiny"], quantize=True, disable_pbar=True,
     )
-    assert all(g.path.name == "model_quant.onnx" for g in (model.model.net.graph, model.vad_model.net.graph, model.punc_model.net.graph))
+    assert all(g.path.name == "model_quant.onnx" for g in (model.task.net.graph, model.vad_task.net.graph, model.punc_task.net.graph))
     (out,) = model.generate(str(AUDIO / "pub_concat.wav"), sentence_timestamp=True, return_raw_text=True)
     assert out["key"] == "pub_concat" and out["text"] and out["sentence_info"]
     assert len(out["timestamp"]) == len(out["raw_text"].split())
@@ -165,7 +165,7 @@ def test_int8_graphs_run_with_signed_weights_and_the_same_outputs(export_dirs, n
     if name.startswith("ct_punc"):
         feed = {"inputs": np.arange(1, 24, dtype=np.int32)[None], "text_lengths": np.array([23], dtype=np.int32)}
     else:
-        feats, lens = auto(name).model.frontend([sf.read(AUDIO / "example.wav", dtype="float32")[0]])
+        feats, lens = auto(name).task.frontend([sf.read(AUDIO / "example.wav", dtype="float32")[0]])
         feed = {"speech": feats, "speech_lengths": lens.astype(np.int32)}
     original = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
     signed = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
@@ -211,7 +211,7 @@ def test_session_settings(export_dirs):
     import onnxruntime as ort
 
     model = funasr_onnx.AutoModel(model=export_dirs["ct_punc_tiny"], intra_op_num_threads=2, inter_op_num_threads=1)
-    opts = model.model.net.graph.session.get_session_options()
+    opts = model.task.net.graph.session.get_session_options()
     assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
     mine = ort.SessionOptions()
     mine.intra_op_num_threads = 3

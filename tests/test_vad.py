@@ -150,7 +150,7 @@ def test_constructor_max_end_silence_time_turns_the_schedule_off():
 
 @pytest.mark.parametrize("samples", [0, 100, 48000])
 def test_empty_and_silent_audio(vad, samples):
-    (out,) = vad.model([AudioItem("silence", np.zeros(samples, dtype=np.float32))])
+    (out,) = vad.task([AudioItem("silence", np.zeros(samples, dtype=np.float32))])
     assert out == {"key": "silence", "value": []}
 
 

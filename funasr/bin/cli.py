@@ -8,7 +8,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from funasr.writers import FORMATS, OutputWriter
+from funasr.options import FORMATS, check_output_dir
+from funasr.writers import OutputWriter
 
 log = logging.getLogger("funasr.cli")
 
@@ -76,7 +77,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """AutoModel keyword arguments for the chosen models."""
-    kwargs: dict[str, Any] = {"hub": args.hub, "device": args.device, "disable_pbar": True}
+    kwargs: dict[str, Any] = {"hub": args.hub, "device": args.device}
     if args.model:
         kwargs["model"] = args.model
         if args.vad_model:
@@ -90,7 +91,7 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def generate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """generate() keyword arguments for the chosen options."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"disable_pbar": args.quiet}
     if args.hotword:
         kwargs["hotword"] = args.hotword
     if args.model and args.vad_model:
@@ -117,23 +118,6 @@ def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[tuple[str, str
     return out, failures
 
 
-def collect_audio(inputs: Sequence[str]) -> tuple[list[Any], list[tuple[str, str]]]:
-    """Sources (key, value) of every audio input, list files read; returns (sources, failures)."""
-    from funasr.audio import collect_sources
-    from funasr.errors import FunASRError
-
-    values, failures = expand_inputs(inputs)
-    readable = []
-    for value in values:
-        try:
-            collect_sources(value)
-        except FunASRError as e:
-            failures.append((value, str(e)))
-        else:
-            readable.append(value)
-    return (collect_sources(readable)[0] if readable else []), failures
-
-
 def _describe(error: BaseException) -> str:
     from funasr.errors import FunASRError
 
@@ -153,40 +137,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from tqdm import tqdm
 
     from funasr.auto_model import AutoModel
-    from funasr.audio import Source
+    from funasr.errors import OptionError
 
     try:
+        check_output_dir(args.output_dir)
         model = AutoModel(**model_kwargs(args))
-    except Exception as e:  # a model that cannot be found or built ends the run with its reason
-        log.debug("model construction failed", exc_info=True)
+        options = model.options(generate_kwargs(args))
+    except Exception as e:  # a model that cannot be found or built, or a bad option, ends the run with its reason
+        log.debug("start-up failed", exc_info=True)
         print(f"funasr: error: {_describe(e)}", file=sys.stderr)
         return 1
-    if model.task == "punc":  # texts (or "key text" list files) go to generate as they are
-        sources, failures = [Source("", value) for value in args.inputs], []
-    else:
-        sources, failures = collect_audio(args.inputs)
-    kwargs = generate_kwargs(args)
-    writer = OutputWriter(args.output_dir, args.formats) if args.output_dir else nullcontext()
-    with writer:
-        for source in tqdm(sources, desc="funasr", unit="input", disable=args.quiet or len(sources) < 2, file=sys.stderr):
-            try:
-                results = model.generate(source.value, **kwargs)
-            except Exception as e:  # a bad input is reported at the end; the others go on
-                log.debug("input %s failed", source.value, exc_info=True)
-                failures.append((str(source.value), _describe(e)))
-                continue
-            if not results and model.task != "punc":
-                results = [{"key": source.key, "text": ""}]  # an input with no result still gets its line
-            single = len(results) == 1 and model.task != "punc"
-            for result in results:
-                if single:
-                    result["key"] = source.key  # the list file's key, or the de-duplicated file name
+    values, failures = (list(args.inputs), []) if model.kind == "punc" else expand_inputs(args.inputs)
+    sources, _ = model.sources(values)
+    try:
+        with OutputWriter(args.output_dir, args.formats) if args.output_dir else nullcontext() as writer:
+            for result in model.results(sources, False, options):
                 if "error" in result:
-                    failures.append((str(result.get("key", source.value)), str(result["error"])))
+                    failures.append((str(result.get("key")), str(result["error"])))
                     continue
                 tqdm.write(_summary_line(result), file=sys.stdout)
                 if args.output_dir:
                     writer.write(result)
+    except (OptionError, OSError) as e:
+        print(f"funasr: error: {_describe(e)}", file=sys.stderr)
+        return 1
     if failures:
         print(f"funasr: {len(failures)} input(s) failed:", file=sys.stderr)
         for value, reason in failures:

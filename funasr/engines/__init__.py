@@ -39,6 +39,10 @@ class ASRNet(Protocol):
         """Whether every recognition carries timestamp inputs (models with a timestamp head)."""
 
     @property
+    def timestamps_on_request(self) -> bool:
+        """Whether ``recognize(..., timestamps=True)`` gives timestamp inputs (else only ``always_timestamps`` does)."""
+
+    @property
     def takes_hotwords(self) -> bool:
         """Whether ``encode_hotwords`` exists and ``recognize`` honours ``bias``."""
 

@@ -12,12 +12,13 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 import numpy as np
 
 from funasr.audio import AudioItem
 from funasr.hotword import check_hotword, hotword_ids, read_hotwords
+from funasr.options import ASROptions
 from funasr.engines import ASRNet, Recognition
 from funasr.models.paraformer.cif import ts_prediction_lfr6_standard
 from funasr.models.paraformer.decoding import special_ids
@@ -29,7 +30,7 @@ HOTWORD_CACHE_SIZE = 8
 
 
 class ASRTask:
-    """Runs an ASR model over audio items in batches of ``batch_size`` (sorted by length, order kept)."""
+    """Runs an ASR model over a batch of audio items."""
 
     kind: ClassVar[str] = "asr"
 
@@ -56,26 +57,19 @@ class ASRTask:
         """Whether the model biases with the sentinel alone when given no hotwords (Contextual)."""
         return bool(self.net.always_bias)
 
-    def __call__(self, items: list[AudioItem], **kwargs: Any) -> list[dict]:
-        """Recognise ``items``; kwargs: ``batch_size``, ``hotword``, ``pred_timestamp``/``output_timestamp``, ``clas_scale``.
+    def gives_timestamps(self, options: ASROptions) -> bool:
+        """Whether results carry ``timestamp`` under ``options``."""
+        return bool(options.timestamps and self.net.timestamps_on_request) or self.always_timestamps
 
-        Without ``batch_size`` the items (already batched by the caller) run as one batch.
-        """
-        batch_size = max(1, int(kwargs.get("batch_size") or len(items) or 1))
-        timestamps = bool(kwargs.get("pred_timestamp") or kwargs.get("output_timestamp"))
-        bias = self.hotword_bias(kwargs.get("hotword"))
-        options = {"clas_scale": float(kwargs.get("clas_scale", 1.0))}
-        results: list[Optional[dict]] = [None] * len(items)
-        order = sorted(range(len(items)), key=lambda i: len(items[i].waveform))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            for i, result in zip(chunk, self.recognize([items[i] for i in chunk], bias, timestamps, options)):
-                results[i] = result
-        return results  # type: ignore[return-value]
+    def __call__(self, items: list[AudioItem], options: ASROptions = ASROptions()) -> list[dict]:
+        """Recognise ``items`` as one batch (the caller sizes batches); results in item order."""
+        if not items:
+            return []
+        return self.recognize(items, self.hotword_bias(options.hotword), options)
 
-    def recognize(self, items: list[AudioItem], bias: Any, timestamps: bool, options: dict[str, Any]) -> list[dict]:
+    def recognize(self, items: list[AudioItem], bias: Any, options: ASROptions) -> list[dict]:
         """One batch: features, model, text (and timestamps). Items with no frames give empty text."""
-        with_ts = timestamps or self.always_timestamps
+        with_ts = self.gives_timestamps(options)
         results = [self.empty(item.key, with_ts) for item in items]
         per_item = [self.frontend.extract(item.waveform) for item in items]
         live = [i for i, f in enumerate(per_item) if len(f)]
@@ -85,7 +79,7 @@ class ASRTask:
         feats = np.zeros((len(live), int(lens.max()), per_item[live[0]].shape[1]), dtype=np.float32)
         for j, i in enumerate(live):
             feats[j, : lens[j]] = per_item[i]
-        rec = self.decode(feats, lens, bias, timestamps, options)
+        rec = self.decode(feats, lens, bias, options.timestamps, {"clas_scale": options.clas_scale})
         for j, i in enumerate(live):
             results[i] = self.result(items[i].key, rec, j, with_ts)
         return results

@@ -11,6 +11,7 @@ from funasr.audio import TextItem
 from funasr.engines import PuncNet
 from funasr.errors import ConfigError
 from funasr.models.ct_transformer import text as rules
+from funasr.options import PuncOptions
 
 
 class PuncTask:
@@ -35,9 +36,9 @@ class PuncTask:
                 raise ConfigError(f"jieba_usr_dict {user_dict} does not exist; fix the path or leave it out")
             self.jieba = rules.load_jieba(user_dict)
 
-    def __call__(self, items: list[TextItem], split_size: int = 20, **_: Any) -> list[dict[str, Any]]:
-        """Punctuate each item; ``split_size`` words go through the model at a time."""
-        return [self.punctuate(item, split_size) for item in items]
+    def __call__(self, items: list[TextItem], options: PuncOptions = PuncOptions()) -> list[dict[str, Any]]:
+        """Punctuate each item; ``options.split_size`` words go through the model at a time."""
+        return [self.punctuate(item, options.split_size) for item in items]
 
     def punctuate(self, item: TextItem, split_size: int = 20) -> dict[str, Any]:
         """``{"key", "text", "punc_array"}`` for one text; an empty text gives ``"text": ""`` and ``[]``."""

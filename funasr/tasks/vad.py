@@ -5,17 +5,17 @@ The network is a VAD engine (``funasr.engines.VADNet``, PyTorch or onnxruntime).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 import numpy as np
 
 from funasr.audio import AudioItem
 from funasr.engines import VADNet
-from funasr.errors import FunASRError
+from funasr.errors import OptionError
 from funasr.frontend import WavFrontendOnline
 from funasr.models.fsmn_vad.segmenter import VADOptions, VADStream
+from funasr.options import VADCallOptions
 
-OFFLINE_CHUNK_MS = 60000  # the reference's default chunk_size; shorter chunks mean streaming input
 STREAMING_BELOW_MS = 15000
 
 
@@ -31,30 +31,19 @@ class VADTask:
         self.frontend = frontend if hasattr(frontend, "accept") else WavFrontendOnline(**(cfg.get("frontend_conf") or {}))
         self.options = VADOptions.from_config(cfg)
 
-    def __call__(
-        self,
-        items: list[AudioItem],
-        cache: Optional[dict] = None,
-        is_final: Optional[bool] = None,
-        chunk_size: int = OFFLINE_CHUNK_MS,
-        is_streaming_input: Optional[bool] = None,
-        **kwargs: Any,
-    ) -> list[dict[str, Any]]:
-        """Segments of each item; with ``cache`` (one item per call) the stream continues across calls."""
-        if cache is not None and len(items) != 1:
-            raise FunASRError(f"streaming VAD with cache= takes one input per call, got {len(items)}; call once per chunk")
-        opts = self.options.for_call(**kwargs)
-        # A list-valued chunk_size belongs to a streaming ASR model sharing the call: VAD keeps its default.
-        chunk_ms = int(chunk_size) if isinstance(chunk_size, (int, float)) else OFFLINE_CHUNK_MS
-        if chunk_ms <= 0:
-            raise FunASRError(f"VAD chunk_size={chunk_size} ms: pass a positive number of milliseconds (e.g. 200)")
+    def __call__(self, items: list[AudioItem], options: VADCallOptions = VADCallOptions()) -> list[dict[str, Any]]:
+        """Segments of each item; with ``options.cache`` (one item per call) the stream continues across calls."""
+        if options.cache is not None and len(items) != 1:
+            raise OptionError(f"streaming VAD with cache= takes one input per call, got {len(items)}; call once per chunk")
+        opts = self.options.for_call(**options.segmenter_overrides())
+        chunk_ms = int(options.chunk_size)
         results = []
         for item in items:
-            streaming = is_streaming_input if is_streaming_input is not None else chunk_ms < STREAMING_BELOW_MS
-            final = is_final if is_final is not None else not streaming
+            streaming = options.is_streaming_input if options.is_streaming_input is not None else chunk_ms < STREAMING_BELOW_MS
+            final = options.is_final if options.is_final is not None else not streaming
             if isinstance(item.source, (str, Path)):  # a file or URL is a whole recording (as in the reference)
                 streaming, final = False, True
-            state = cache if cache is not None else {}
+            state = options.cache if options.cache is not None else {}
             value = self.run(item.waveform, state, opts, chunk_ms, streaming, final)
             results.append({"key": item.key, "value": value})
         return results

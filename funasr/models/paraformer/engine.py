@@ -27,6 +27,11 @@ class ParaformerEngine(TorchEngine, ParaformerNet):
         return bool(self.module.always_timestamps)
 
     @property
+    def timestamps_on_request(self) -> bool:
+        """The module computes timestamp inputs whenever asked."""
+        return True
+
+    @property
     def takes_hotwords(self) -> bool:
         """Whether the module encodes hotwords (SeACo, Contextual)."""
         return hasattr(self.module, "encode_hotwords")

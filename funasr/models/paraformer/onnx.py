@@ -35,6 +35,11 @@ class ParaformerOnnx(ParaformerNet):
         return "us_alphas" in self.graph.output_names
 
     @property
+    def timestamps_on_request(self) -> bool:
+        """A graph without the timestamp head has no CIF outputs to compute timestamps from."""
+        return self.always_timestamps
+
+    @property
     def takes_hotwords(self) -> bool:
         """Whether the graph takes encoded hotwords (SeACo, Contextual)."""
         return self.embedder is not None

@@ -16,7 +16,7 @@ class Paraformer(ASRTask):
     """Paraformer, BiCifParaformer, SeacoParaformer or ContextualParaformer, from an exported folder.
 
     ``Paraformer(model_dir, quantize=False, intra_op_num_threads=4, ...)``; ``__call__(items,
-    batch_size=..., hotword=...)`` takes the same arguments as funasr's ``generate``.
+    ASROptions(...))`` takes the options of funasr's ``ASRTask``.
     """
 
     def __init__(self, model_dir: Union[str, Path], **kwargs: Any) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from funasr.errors import FunASRError
+from funasr.options import check_constructor_args, check_device, check_threads
 from funasr.runner import Runner
 from funasr.tasks import make_task
 from funasr_onnx.session import exported_parts
@@ -45,16 +46,15 @@ class AutoModel(Runner):
     ) -> None:
         if model is None:
             raise FunASRError("AutoModel needs model=...: an exported model folder (see funasr-export)")
-        for key in ("disable_update", "disable_log", "log_level", "seed", "ngpu", "model_revision"):
-            kwargs.pop(key, None)  # funasr switches with nothing to do here
+        defaults = check_constructor_args(kwargs, vad_kwargs, punc_kwargs, batch_size=batch_size, disable_pbar=disable_pbar)
         session = {
             "quantize": quantize,
-            "intra_op_num_threads": ncpu or intra_op_num_threads,
-            "inter_op_num_threads": inter_op_num_threads,
-            "device": device or "cpu",
+            "intra_op_num_threads": check_threads("ncpu", ncpu) or check_threads("intra_op_num_threads", intra_op_num_threads),
+            "inter_op_num_threads": check_threads("inter_op_num_threads", inter_op_num_threads),
+            "device": check_device(device) or "cpu",
             "session_options": session_options,
         }
         main = load_model(model, hub, **session, **kwargs)
         vad = load_model(vad_model, hub, **{**session, **(vad_kwargs or {})}) if vad_model else None
         punc = load_model(punc_model, hub, **{**session, **(punc_kwargs or {})}) if punc_model else None
-        super().__init__(main, main.kind, vad, punc, batch_size, disable_pbar, kwargs)
+        super().__init__(main, main.kind, vad, punc, defaults)

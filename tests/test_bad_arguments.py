@@ -1,0 +1,236 @@
+"""What bad arguments and bad inputs of ``AutoModel(...)`` / ``generate(...)`` / ``funasr`` get: a catalogue.
+
+Every bad value raises ``funasr.errors.OptionError`` (a ``FunASRError`` and a ``ValueError``) naming the
+argument and the value, before any work; in a list, a bad item becomes ``{"key", "error"}`` and the
+others keep their results; keys and output file names never collide.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from conftest import AUDIO, MODELS, ROOT, read_wave
+from funasr.audio import collect_sources
+from funasr.auto_model import AutoModel
+from funasr.errors import AudioError, FunASRError, OptionError
+from funasr.tasks.vad import VADTask
+from funasr.writers import write_results
+
+
+@lru_cache(maxsize=None)
+def _model(name: str, vad: bool = False, punc: bool = False) -> AutoModel:
+    return AutoModel(
+        model="fsmn-vad" if name == "fsmn-vad" else str(MODELS / name),
+        vad_model="fsmn-vad" if vad else None,
+        punc_model=str(MODELS / "ct_punc_tiny") if punc else None,
+        device="cpu",
+        disable_pbar=True,
+    )
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "funasr", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+# ---- values that are not allowed: OptionError naming the argument and the value ----------------
+
+BAD_GENERATE = [
+    ("fsmn-vad", {"chunk_size": math.nan}, "chunk_size=nan"),
+    ("fsmn-vad", {"chunk_size": math.inf}, "chunk_size=inf"),
+    ("fsmn-vad", {"chunk_size": "200"}, "chunk_size='200'"),
+    ("fsmn-vad", {"chunk_size": 0}, "chunk_size=0"),
+    ("fsmn-vad", {"chunk_size": [0, 10, 5]}, "chunk_size=[0, 10, 5]"),
+    ("fsmn-vad", {"cache": []}, "cache=[]"),
+    ("fsmn-vad", {"fs": 0}, "fs=0"),
+    ("fsmn-vad", {"batch_size": "2"}, "batch_size='2'"),
+    ("fsmn-vad", {"batch_size": 1.5}, "batch_size=1.5"),
+    ("fsmn-vad", {"batch_size": 0}, "batch_size=0"),
+    ("fsmn-vad", {"batch_size": -1}, "batch_size=-1"),
+    ("fsmn-vad", {"max_end_silence_time": "abc"}, "max_end_silence_time='abc'"),
+    ("fsmn-vad", {"max_single_segment_time": 0}, "max_single_segment_time=0"),
+    ("fsmn-vad", {"speech_noise_thres": math.nan}, "speech_noise_thres=nan"),
+    ("fsmn-vad", {"formats": "json,doc", "output_dir": "unused"}, "doc"),
+    ("paraformer_tiny", {"batch_size_s": "300"}, "batch_size_s='300'"),
+    ("paraformer_tiny", {"merge_length_s": 0}, "merge_length_s=0"),
+    ("paraformer_tiny", {"merge_length_s": -5}, "merge_length_s=-5"),
+    ("paraformer_tiny", {"pred_timestamp": "yes"}, "pred_timestamp='yes'"),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, message", BAD_GENERATE, ids=[m for _, _, m in BAD_GENERATE])
+def test_bad_generate_values_raise_option_error(name, kwargs, message, tmp_path):
+    model = _model(name, vad=name != "fsmn-vad")
+    kwargs = {k: str(tmp_path / v) if k == "output_dir" else v for k, v in kwargs.items()}
+    with pytest.raises(OptionError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
+        model.generate(str(tmp_path / "never-read.wav"), **kwargs)  # raised before the input is looked at
+    assert isinstance(err.value, FunASRError) and isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"device": "bogus"}, "device='bogus'"), ({"ncpu": -1}, "ncpu=-1"), ({"batch_size": 0}, "batch_size=0"),
+     ({"max_single_segment_time": -1}, "max_single_segment_time=-1"), ({"vad_kwargs": {"max_end_silence_time": "x"}}, "max_end_silence_time='x'")],
+)
+def test_bad_constructor_values_raise_option_error(kwargs, message):
+    with pytest.raises(OptionError, match=message):
+        AutoModel(model="fsmn-vad", disable_pbar=True, **kwargs)
+
+
+def test_vad_task_takes_chunk_size_in_milliseconds_only():
+    """A list-valued chunk_size (a streaming ASR model's) is refused, not silently replaced by 60 s."""
+    with pytest.raises(OptionError, match="chunk_size"):
+        _model("fsmn-vad").generate(read_wave("example.wav"), chunk_size=[0, 10, 5])
+    assert isinstance(_model("fsmn-vad").task, VADTask)
+
+
+def test_formats_take_a_comma_string(tmp_path):
+    _model("fsmn-vad").generate(str(AUDIO / "example.wav"), output_dir=str(tmp_path), formats="json")
+    assert (tmp_path / "example.json").is_file()
+    _model("fsmn-vad").generate(str(AUDIO / "example.wav"), output_dir=str(tmp_path / "two"), formats="json,txt")
+    assert sorted(p.name for p in (tmp_path / "two").glob("example.*")) == ["example.json", "example.txt"]
+
+
+def test_unknown_arguments_are_named_in_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="funasr.options"):
+        (out,) = _model("fsmn-vad").generate(read_wave("example.wav"), max_end_silense_time=500, use_itn=True)
+    assert "max_end_silense_time" in caplog.text and "use_itn" not in caplog.text
+    assert out["value"]
+
+
+# ---- item 1: batch_size never loses inputs --------------------------------------------------------
+
+def test_batch_size_two_keeps_every_input():
+    wavs = [str(AUDIO / f"{n}.wav") for n in ("example", "sample", "pub_concat")]
+    out = _model("fsmn-vad").generate(wavs, batch_size=2)
+    assert [r["key"] for r in out] == ["example", "sample", "pub_concat"]
+
+
+# ---- item 2: keys are unique ----------------------------------------------------------------------
+
+def test_deduplicated_keys_never_collide(tmp_path):
+    for folder in ("in", "k"):
+        (tmp_path / folder).mkdir()
+    shutil.copy(AUDIO / "example.wav", tmp_path / "in" / "good1.wav")
+    shutil.copy(AUDIO / "sample.wav", tmp_path / "k" / "good1_1.wav")
+    inputs = [str(tmp_path / "in/good1.wav"), str(tmp_path / "in/good1.wav"), str(tmp_path / "k/good1_1.wav")]
+    keys = [s.key for s in collect_sources(inputs)[0]]
+    assert len(set(keys)) == 3 and keys[0] == "good1" and keys[2] == "good1_1"
+    out = _model("fsmn-vad").generate(inputs, output_dir=str(tmp_path / "out"))
+    assert len({r["key"] for r in out}) == 3
+    lines = (tmp_path / "out" / "1best_recog" / "text").read_text(encoding="utf-8").splitlines()
+    assert len({line.split()[0] for line in lines}) == 3
+    run = _cli(*inputs, "-o", str(tmp_path / "cli"), "-q")
+    assert run.returncode == 0, run.stderr
+    assert len({line.split("\t")[0] for line in run.stdout.splitlines()}) == 3
+
+
+# ---- item 3: output file names are unique within a run ---------------------------------------------
+
+def test_keys_with_the_same_file_stem_write_two_files(tmp_path):
+    write_results([{"key": "a b", "text": "one"}, {"key": "a_b", "text": "two"}], tmp_path, ["txt"])
+    texts = sorted(p.read_text(encoding="utf-8") for p in tmp_path.glob("*.txt"))
+    assert texts == ["one\n", "two\n"]
+
+
+# ---- item 5: one cache is one stream --------------------------------------------------------------
+
+def test_streaming_vad_refuses_a_list_with_one_cache():
+    cache: dict = {}
+    with pytest.raises(OptionError, match="cache"):
+        _model("fsmn-vad").generate([read_wave("example.wav")[:3200], read_wave("sample.wav")[:3200]], cache=cache, chunk_size=200)
+    assert cache == {}  # no work was done
+
+
+# ---- item 9: one bad item of a list costs the others nothing ------------------------------------
+
+@pytest.mark.parametrize("bad", [None, 3, {"source": "x"}, np.array(["a", "b"])], ids=["None", "int", "dict", "str-array"])
+def test_unsupported_item_in_a_list_becomes_an_error_result(bad):
+    out = _model("fsmn-vad").generate([str(AUDIO / "example.wav"), bad])
+    assert out[0]["key"] == "example" and out[0]["value"]
+    assert set(out[1]) == {"key", "error"}
+    with pytest.raises(AudioError):
+        _model("fsmn-vad").generate(bad)
+
+
+def test_malformed_jsonl_line_becomes_an_error_result(tmp_path):
+    listing = tmp_path / "list.jsonl"
+    listing.write_text(f'{{"key": "a", "source": "{AUDIO / "example.wav"}"}}\n{{not json\n{{"key": "b"}}\n', encoding="utf-8")
+    out = _model("fsmn-vad").generate(str(listing))
+    assert out[0]["key"] == "a" and out[0]["value"]
+    assert [set(r) for r in out[1:]] == [{"key", "error"}, {"key", "error"}]
+
+
+def test_json_array_list_file(tmp_path):
+    listing = tmp_path / "list.json"
+    listing.write_text(json.dumps([{"key": "a", "source": str(AUDIO / "example.wav")}, str(AUDIO / "sample.wav")]), encoding="utf-8")
+    out = _model("fsmn-vad").generate(str(listing))
+    assert [r["key"] for r in out] == ["a", "sample"] and all(r["value"] for r in out)
+
+
+def test_punctuation_inputs_that_are_not_text(tmp_path):
+    punc = _model("ct_punc_tiny")
+    with pytest.raises(AudioError, match="missing.txt"):
+        punc.generate(input=str(tmp_path / "missing.txt"))
+    with pytest.raises(AudioError, match="NoneType"):
+        punc.generate(input=None)
+    out = punc.generate(input=[None, "今天天气不错"])
+    assert set(out[0]) == {"key", "error"} and out[1]["text"]
+
+
+# ---- item 10: the output folder is checked before the work ---------------------------------------
+
+def test_output_dir_that_is_a_file_fails_before_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for output_dir in (blocker, blocker / "sub"):
+        with pytest.raises(OptionError, match="output_dir"):
+            _model("fsmn-vad").generate(str(AUDIO / "example.wav"), output_dir=str(output_dir))
+
+
+def test_cli_output_dir_that_is_a_file_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    run = _cli(str(AUDIO / "example.wav"), str(AUDIO / "sample.wav"), "-o", str(blocker), "-q")
+    assert run.returncode == 1 and run.stdout == ""
+    assert "Traceback" not in run.stderr and "output_dir" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+# ---- timestamps: the same keys whether or not the VAD found speech --------------------------------
+
+def test_paraformer_with_vad_has_the_same_keys_with_and_without_segments():
+    chain = _model("paraformer_tiny", vad=True)
+    (speech,) = chain.generate(read_wave("example.wav"))
+    (silence,) = chain.generate(np.zeros(16000, dtype=np.float32))
+    assert set(speech) == set(silence) == {"key", "text"}
+    (speech,) = chain.generate(read_wave("example.wav"), pred_timestamp=True)
+    (silence,) = chain.generate(np.zeros(16000, dtype=np.float32), pred_timestamp=True)
+    assert set(speech) == set(silence) == {"key", "text", "timestamp"}
+
+
+# ---- funasr_onnx: the same checks through its AutoModel -----------------------------------------
+
+def test_onnx_runtime_checks_the_same_arguments(tmp_path):
+    sys.path.insert(0, str(ROOT / "runtime" / "python"))
+    import funasr_onnx
+
+    folder = _model("fsmn-vad").export(output_dir=str(tmp_path / "vad"))
+    model = funasr_onnx.AutoModel(model=folder, disable_pbar=True)
+    wavs = [str(AUDIO / "example.wav"), None]
+    for kwargs in ({"batch_size": 0}, {"batch_size": -1}, {"chunk_size": "200"}, {"output_dir": str(tmp_path / "vad" / "model.onnx")}):
+        with pytest.raises(OptionError):
+            model.generate(wavs, **kwargs)
+    out = model.generate(wavs, batch_size=2)
+    assert out[0]["value"] and set(out[1]) == {"key", "error"}
+    with pytest.raises(OptionError, match="device='bogus'"):
+        funasr_onnx.AutoModel(model=folder, device="bogus")

@@ -70,7 +70,7 @@ def check_device(device: Any) -> Optional[str]:
     if device is None:
         return None
     if not isinstance(device, str) or not _DEVICE.match(device):
-        raise _fail("device", device, "pass 'cpu', 'cuda', 'cuda:N' (N = GPU index) or 'mps'")
+        raise _fail("device", device, "pass 'cpu', 'cuda' or 'cuda:N' (N = GPU index); PyTorch also takes 'mps'")
     return device
 
 

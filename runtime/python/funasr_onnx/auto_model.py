@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from funasr.errors import FunASRError
-from funasr.options import check_constructor_args, check_device, check_threads
+from funasr.options import check_constructor_args, check_threads
 from funasr.runner import Runner
 from funasr.tasks import make_task
 from funasr_onnx.session import exported_parts
@@ -51,7 +51,7 @@ class AutoModel(Runner):
             "quantize": quantize,
             "intra_op_num_threads": check_threads("ncpu", ncpu) or check_threads("intra_op_num_threads", intra_op_num_threads),
             "inter_op_num_threads": check_threads("inter_op_num_threads", inter_op_num_threads),
-            "device": check_device(device) or "cpu",
+            "device": device or "cpu",
             "session_options": session_options,
         }
         main = load_model(model, hub, **session, **kwargs)

@@ -1,6 +1,6 @@
 """``generate()`` keyword arguments as frozen option objects, parsed and checked once (torch-free).
 
-``GenerateOptions.parse(kwargs, kind, with_vad, with_punc)`` turns FunASR's keyword arguments into
+``GenerateOptions.parse(kwargs, kind, with_vad)`` turns FunASR's keyword arguments into
 ``RunOptions`` (the loop), ``ASROptions``, ``VADCallOptions``, ``PipelineOptions`` and
 ``PuncOptions``; every value is checked before any work, and a bad one raises ``OptionError``
 naming the argument, the value and what is allowed. The tasks take these objects, not kwargs.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ FORMATS = ("json", "srt", "txt")
 MIN_CHUNK_MS = 10  # one VAD frame
 _DEVICE = re.compile(r"^(cpu|cuda|mps|xpu|npu)(:\d+)?$")
 
-# Reference arguments that change nothing here: switches, and streaming-ASR / LLM / SenseVoice
-# arguments for models this package does not run.
+# Reference generate() arguments that change nothing here: those of models this package does not
+# run (streaming ASR, SenseVoice, LLMs, speaker models).
 REFERENCE_ARGS = frozenset(
     "key data_type language use_itn ban_emo_unk "
     "beam_size decoding_ctc_weight encoder_chunk_look_back decoder_chunk_look_back split_with_space "
@@ -50,7 +51,7 @@ def _number(name: str, value: Any, *, integer: bool = False, positive: bool = Fa
     what = "an integer" if integer else "a number"
     limit = " > 0" if positive else f" >= {minimum:g}" if minimum is not None else ""
     allowed = f"pass {what}{limit}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or hasattr(value, "shape"):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _fail(name, value, allowed)
     if integer and not float(value).is_integer():
         raise _fail(name, value, allowed)

@@ -137,7 +137,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from tqdm import tqdm
 
     from funasr.auto_model import AutoModel
-    from funasr.errors import OptionError
 
     try:
         check_output_dir(args.output_dir)
@@ -158,7 +157,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 tqdm.write(_summary_line(result), file=sys.stdout)
                 if args.output_dir:
                     writer.write(result)
-    except (OptionError, OSError) as e:
+    except Exception as e:  # e.g. a full disk: one line with the reason; the results so far are written
+        log.debug("run failed", exc_info=True)
         print(f"funasr: error: {_describe(e)}", file=sys.stderr)
         return 1
     if failures:

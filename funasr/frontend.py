@@ -1,6 +1,7 @@
 """Acoustic frontends: Kaldi fbank (kaldi-native-fbank) -> LFR stacking -> CMVN, in numpy."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -91,9 +92,9 @@ class WavFrontend:
                 return np.zeros((0, self.n_mels), dtype=np.float32)
         return _drain(_new_fbank(self._options(frame_length), waveform), 0, final=True)
 
-    def normalize(self, fbank: np.ndarray) -> np.ndarray:
-        """LFR stacking then CMVN: (T, n_mels) -> (T', output_size)."""
-        return self.apply_cmvn(apply_lfr(fbank, self.lfr_m, self.lfr_n))
+    def stack_frames(self, fbank: np.ndarray) -> np.ndarray:
+        """LFR stacking of ``lfr_m`` frames every ``lfr_n``: (T, n_mels) -> (T', output_size)."""
+        return apply_lfr(fbank, self.lfr_m, self.lfr_n)
 
     def apply_cmvn(self, feats: np.ndarray) -> np.ndarray:
         """``(x + shift) * scale`` per dimension, from ``am.mvn``."""
@@ -107,7 +108,7 @@ class WavFrontend:
 
     def extract(self, waveform: np.ndarray) -> np.ndarray:
         """Features of one waveform: (N,) -> (T, output_size)."""
-        return self.normalize(self.fbank(waveform))
+        return self.apply_cmvn(self.stack_frames(self.fbank(waveform)))
 
     def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Features of a batch, zero-padded: (B, T, D) float32 and lengths (B,) int64."""
@@ -119,36 +120,44 @@ class WavFrontend:
         return out, lens
 
 
+@dataclass
+class FeatureStream:
+    """The online frontend's state for one stream: the fbank computer and the LFR window over its frames."""
+
+    fbank: knf.OnlineFbank
+    lfr_buf: np.ndarray  # (n, n_mels) fbank frames later LFR windows still need (edge-padded at the start)
+    next_fbank: int = 0  # index of the next fbank frame to read from ``fbank``
+    lfr_start: int = 0  # padded-frame index of lfr_buf[0]
+    lfr_out: int = 0  # index of the next LFR frame to emit
+    fbank_seen: int = 0  # fbank frames received so far
+
+
 class WavFrontendOnline(WavFrontend):
-    """Frontend for chunked input: ``accept`` carries fbank and LFR state in a cache dict."""
+    """Frontend for chunked input: ``accept`` carries fbank and LFR state in a ``FeatureStream``."""
 
     def fbank(self, waveform: np.ndarray) -> np.ndarray:
         """Log-mel filterbank; never shrinks the frame, so < 1 frame of audio gives 0 frames."""
         return _drain(_new_fbank(self._options(self.frame_length), waveform), 0, final=True)
 
-    def accept(self, waveform: np.ndarray, cache: dict, is_final: bool) -> np.ndarray:
-        """Features for the next chunk; over all chunks they equal ``extract`` of the whole signal."""
-        if "fbank" not in cache:
-            cache["fbank"] = knf.OnlineFbank(self._options(self.frame_length))
-            cache["fbank_next"] = 0  # index of the next fbank frame to read
-            cache["lfr_buf"] = np.zeros((0, self.n_mels), dtype=np.float32)
-            cache["lfr_start"] = 0  # padded-frame index of lfr_buf[0]
-            cache["lfr_out"] = 0  # index of the next LFR frame to emit
-            cache["lfr_seen"] = 0  # fbank frames received so far
-        online = cache["fbank"]
+    def create_stream(self) -> FeatureStream:
+        """A fresh feature stream (nothing received yet)."""
+        return FeatureStream(knf.OnlineFbank(self._options(self.frame_length)), np.zeros((0, self.n_mels), np.float32))
+
+    def accept(self, waveform: np.ndarray, stream: FeatureStream, is_final: bool) -> np.ndarray:
+        """Features (T, output_size) for the next chunk; over all chunks they equal ``extract`` of the whole signal."""
         if len(waveform):
-            online.accept_waveform(self.fs, np.asarray(waveform, dtype=np.float32) * SAMPLE_SCALE)
-        frames = _drain(online, cache["fbank_next"], final=is_final)
-        cache["fbank_next"] += len(frames)
+            stream.fbank.accept_waveform(self.fs, np.asarray(waveform, dtype=np.float32) * SAMPLE_SCALE)
+        frames = _drain(stream.fbank, stream.next_fbank, final=is_final)
+        stream.next_fbank += len(frames)
         pad = (self.lfr_m - 1) // 2
-        buf = cache["lfr_buf"]
-        if cache["lfr_seen"] == 0 and len(frames):
+        buf = stream.lfr_buf
+        if stream.fbank_seen == 0 and len(frames):
             buf = np.repeat(frames[:1], pad, axis=0)
         buf = np.concatenate([buf, frames])
-        cache["lfr_seen"] += len(frames)
-        start, first = cache["lfr_start"], cache["lfr_out"]
+        stream.fbank_seen += len(frames)
+        start, first = stream.lfr_start, stream.lfr_out
         if is_final:
-            stop = -(-cache["lfr_seen"] // self.lfr_n)
+            stop = -(-stream.fbank_seen // self.lfr_n)
         else:  # emit only frames whose whole window has arrived
             stop = max(first, (start + len(buf) - self.lfr_m) // self.lfr_n + 1)
         if stop <= first or not len(buf):
@@ -157,10 +166,10 @@ class WavFrontendOnline(WavFrontend):
             idx = np.arange(first, stop)[:, None] * self.lfr_n + np.arange(self.lfr_m)[None, :] - start
             stacked = buf[np.minimum(idx, len(buf) - 1)].reshape(len(idx), -1)
             out = self.apply_cmvn(stacked)
-        keep_from = stop * self.lfr_n - start
-        cache["lfr_buf"] = buf[max(0, min(keep_from, len(buf))):]
-        cache["lfr_start"] = start + max(0, min(keep_from, len(buf)))
-        cache["lfr_out"] = stop
+        keep_from = max(0, min(stop * self.lfr_n - start, len(buf)))
+        stream.lfr_buf = buf[keep_from:]
+        stream.lfr_start = start + keep_from
+        stream.lfr_out = stop
         return out
 
 

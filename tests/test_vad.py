@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -14,10 +15,11 @@ from conftest import AUDIO, BUNDLED_VAD, PARITY, TOLERANCE_MS, parity_cases, par
 from funasr.audio import AudioItem
 from funasr.auto_model import AutoModel
 from funasr.config import resolve_model_dir
+from funasr.errors import FunASRError
 from funasr.frontend import WavFrontendOnline
 from funasr.models import load_checkpoint
 from funasr.models.fsmn_vad.model import FsmnVADStreaming
-from funasr.models.fsmn_vad.segmenter import Segmenter, VADOptions, VADStream
+from funasr.models.fsmn_vad.segmenter import ChunkedSegmenter, Segmenter, VADOptions
 
 def assert_segments_close(got: list, expected: list) -> None:
     assert len(got) == len(expected), (got, expected)
@@ -205,6 +207,69 @@ def test_streaming_uneven_chunks_carry_samples(vad):
     assert_segments_close(join_events(events), vad.generate(input=wav)[0]["value"])
 
 
+def test_stream_objects_give_the_reference_events(vad):
+    # The typed API under generate(cache=): create_stream / accept_waveform / decode_stream.
+    expected = json.loads((PARITY / "vad_streaming.json").read_text())["per_chunk"]["200"]
+    wav = read_wave("pub_concat.wav")
+    stream = vad.model.create_stream(chunk_ms=200)
+    got = []
+    for i in range(0, len(wav), 3200):
+        stream.accept_waveform(wav[i : i + 3200])
+        if i + 3200 >= len(wav):
+            stream.input_finished()
+        got.append(vad.model.decode_stream(stream))
+    for g, e in zip(got, expected):
+        assert_segments_close(g, e)
+    assert stream.closed and vad.model.decode_stream(stream) == []
+    with pytest.raises(FunASRError, match="input_finished"):
+        stream.accept_waveform(wav[:100])
+
+
+def test_decode_streams_keeps_each_stream_apart(vad):
+    # Three streams at different positions, decoded together, each get their single-stream events.
+    waves = [read_wave("pub_concat.wav"), read_wave("sample.wav"), read_wave("example.wav")[4000:]]
+    alone = []
+    for wav in waves:
+        cache: dict = {}
+        alone.append(vad.generate(input=wav, cache=cache, is_final=True, chunk_size=200)[0]["value"])
+    streams = [vad.model.create_stream(chunk_ms=200) for _ in waves]
+    events: list[list] = [[] for _ in waves]
+    steps = [1700, 3200, 5000]
+    for k in range(0, max(len(w) // s + 1 for w, s in zip(waves, steps))):
+        for stream, wav, step in zip(streams, waves, steps):
+            piece = wav[k * step : (k + 1) * step]
+            if not stream.finished:
+                stream.accept_waveform(piece)
+                if (k + 1) * step >= len(wav):
+                    stream.input_finished()
+        for out, new in zip(events, vad.model.decode_streams(streams)):
+            out += new
+    assert events == alone
+
+
+def test_one_task_serves_streams_in_threads(vad):
+    wav = read_wave("pub_concat.wav")
+
+    def decode(_: int) -> list:
+        stream = vad.model.create_stream(chunk_ms=200)
+        out = []
+        for i in range(0, len(wav), 4000):
+            stream.accept_waveform(wav[i : i + 4000])
+            out += vad.model.decode_stream(stream)
+        stream.input_finished()
+        return out + vad.model.decode_stream(stream)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(decode, range(4)))
+    assert all(r == results[0] for r in results) and results[0]
+
+
+@pytest.mark.parametrize("cache", [{"fsmn": None}, {"stream": "x"}])
+def test_cache_not_from_a_vad_stream_is_refused(vad, cache):
+    with pytest.raises(FunASRError, match="cache"):
+        vad.generate(input=read_wave("sample.wav")[:3200], cache=cache, chunk_size=200)
+
+
 # --- segmenter on controlled posteriors ----------------------------------------------------------
 
 
@@ -251,7 +316,7 @@ def test_dynamic_schedule_shortens_silence_inside_long_speech():
     p[6500:6530] = 1.0
 
     def run(dynamic: bool) -> list:
-        stream = VADStream(VADOptions(dynamic_silence=dynamic), streaming=False)
+        stream = ChunkedSegmenter(VADOptions(dynamic_silence=dynamic), streaming=False)
         out, samples = [], np.zeros(240, dtype=np.float32)
         for start in range(0, 9000, 6000):
             stream.begin_chunk(60000)
@@ -267,5 +332,5 @@ def test_dynamic_schedule_shortens_silence_inside_long_speech():
 
 
 def test_segmenter_imports_without_torch():
-    code = "import sys; sys.modules['torch'] = None; import funasr.models.fsmn_vad.segmenter, funasr.frontend"
+    code = "import sys; sys.modules['torch'] = None; import funasr.models.fsmn_vad.segmenter, funasr.frontend, funasr.streaming"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,20 +1,21 @@
 """VAD task: waveforms in, FunASR's ``{"key", "value": [[beg_ms, end_ms], ...]}`` out (offline and streaming).
 
-The network is a VAD engine (``funasr.engines.VADNet``, PyTorch or onnxruntime).
+The network is a VAD engine (``funasr.engines.VADNet``, PyTorch or onnxruntime). All state of a
+stream lives in a ``funasr.streaming.VADStream`` (``create_stream`` / ``decode_stream``);
+FunASR's ``cache={}`` holds one.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import Any, ClassVar, Optional
 
 from funasr.audio import AudioItem
 from funasr.engines import VADNet
 from funasr.errors import OptionError
 from funasr.frontend import WavFrontendOnline
-from funasr.models.fsmn_vad.segmenter import VADOptions, VADStream
+from funasr.models.fsmn_vad.segmenter import ChunkedSegmenter, VADOptions
 from funasr.options import VADCallOptions
+from funasr.streaming import VADStream, stream_in_cache
 
 STREAMING_BELOW_MS = 15000
 
@@ -43,34 +44,40 @@ class VADTask:
             final = options.is_final if options.is_final is not None else not streaming
             if isinstance(item.source, (str, Path)):  # a file or URL is a whole recording (as in the reference)
                 streaming, final = False, True
-            state = options.cache if options.cache is not None else {}
-            value = self.run(item.waveform, state, opts, chunk_ms, streaming, final)
-            results.append({"key": item.key, "value": value})
+            cache = options.cache
+            if cache is None:
+                stream = self.create_stream(chunk_ms, streaming, opts)
+            else:  # a new stream keeps the options of its first call; each call's audio is cut by its chunk_size
+                stream = stream_in_cache(cache, VADStream, lambda: self.create_stream(chunk_ms, streaming, opts))
+                stream.chunk_ms = chunk_ms
+            stream.accept_waveform(item.waveform)
+            if final:
+                stream.input_finished()
+            results.append({"key": item.key, "value": self.decode_stream(stream)})
+            if final and cache is not None:
+                cache.clear()  # a finished stream leaves a clean cache for the next one
         return results
 
-    def run(
-        self, waveform: np.ndarray, state: dict, opts: VADOptions, chunk_ms: int, streaming: bool, is_final: bool
-    ) -> list[list[int]]:
-        """Feed ``waveform`` to the stream held in ``state`` in ``chunk_ms`` pieces; cleared after ``is_final``."""
-        if not state:  # a new stream keeps the options of its first call
-            state.update(frontend={}, fsmn=None, vad=VADStream(opts, streaming), prev_samples=np.zeros(0, np.float32))
-        waveform = np.asarray(waveform, dtype=np.float32)
-        audio = np.concatenate([state["prev_samples"], waveform]) if len(state["prev_samples"]) else waveform
-        stride = int(chunk_ms * self.frontend.fs / 1000)
-        n = len(audio) // stride + int(is_final)
+    def create_stream(self, chunk_ms: int = 200, streaming: bool = True, options: Optional[VADOptions] = None) -> VADStream:
+        """A new stream cut into ``chunk_ms`` chunks: streaming events, or whole segments when ``streaming`` is False."""
+        opts = options or self.options
+        return VADStream(opts, self.frontend.create_stream(), ChunkedSegmenter(opts, streaming), chunk_ms=chunk_ms)
+
+    def decode_stream(self, stream: VADStream) -> list[list[int]]:
+        """Decode the stream's whole pending chunks (all of it once input is finished): the new segments/events."""
+        if stream.closed:
+            return []
+        pieces = stream.take_pending(int(stream.chunk_ms * self.frontend.fs / 1000))
         out: list[list[int]] = []
-        for i in range(n):
-            piece = audio[i * stride : (i + 1) * stride]
-            last = is_final and i == n - 1
-            state["vad"].begin_chunk(chunk_ms)
-            feats = self.frontend.accept(piece, state["frontend"], last)
-            out.extend(state["vad"].accept(piece, self.silence_prob(feats, state), last))
-        state["prev_samples"] = audio[n * stride :].copy() if not is_final else np.zeros(0, np.float32)
-        if is_final:
-            state.clear()
+        for i, piece in enumerate(pieces):
+            last = stream.finished and i == len(pieces) - 1
+            stream.segmenter.begin_chunk(stream.chunk_ms)
+            feats = self.frontend.accept(piece, stream.features, last)
+            p_sil, stream.net_cache = self.net.silence_prob(feats, stream.net_cache, stream.options.sil_pdf_ids)
+            out.extend(stream.segmenter.accept(piece, p_sil, last))
+        stream.closed = stream.finished
         return out
 
-    def silence_prob(self, feats: np.ndarray, state: dict) -> np.ndarray:
-        """Silence posterior per frame (T,) for the next features (T, D), carrying the FSMN cache in ``state``."""
-        p_sil, state["fsmn"] = self.net.silence_prob(feats, state["fsmn"], self.options.sil_pdf_ids)
-        return p_sil
+    def decode_streams(self, streams: list[VADStream]) -> list[list[list[int]]]:
+        """``decode_stream`` of each stream, in order."""
+        return [self.decode_stream(s) for s in streams]

@@ -3,7 +3,7 @@
 FunASR's E2E-VAD decision logic: each 10 ms frame is speech or silence
 from its posterior and energy; a 20-frame window turns frame states into onsets and offsets;
 a state machine opens a segment (with look-back), closes it after enough trailing silence (with
-look-ahead), at ``max_single_segment_time`` or at the end of the audio.  ``VADStream`` adds the
+look-ahead), at ``max_single_segment_time`` or at the end of the audio.  ``ChunkedSegmenter`` adds the
 chunk loop's bookkeeping: frame energies from the waveform, the "dynamic silence" schedule and
 FunASR's offline (``[beg, end]``) and streaming (``[beg, -1]`` / ``[-1, end]``) outputs.
 """
@@ -291,7 +291,7 @@ class Segmenter:
         return out
 
 
-class VADStream:
+class ChunkedSegmenter:
     """One audio stream through the segmenter, chunk by chunk, with FunASR's chunk-level rules."""
 
     def __init__(self, opts: VADOptions, streaming: bool) -> None:

@@ -7,8 +7,7 @@ import numpy as np
 import torch
 
 from funasr.engines.torch import TorchEngine
-
-NET_BLOCK_FRAMES = 1000  # frames per FSMN call: the activations stay in the CPU cache (~25% faster)
+from funasr.models.fsmn_vad.family import NET_BLOCK_FRAMES
 
 
 class FsmnVADEngine(TorchEngine):

@@ -5,7 +5,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-NET_BLOCK_FRAMES = 6000  # frames per graph call (60 s)
+from funasr.models.fsmn_vad.family import NET_BLOCK_FRAMES
 
 
 class FsmnVADOnnx:

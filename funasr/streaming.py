@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
-from funasr.errors import FunASRError
+from funasr.errors import FunASRError, OptionError
 from funasr.frontend import FeatureStream
 from funasr.models.fsmn_vad.segmenter import ChunkedSegmenter, VADOptions
 
@@ -73,12 +73,12 @@ S = TypeVar("S", bound=Stream)
 def stream_in_cache(cache: dict, kind: type[S], create: Callable[[], S]) -> S:
     """The ``kind`` stream a FunASR ``cache`` dict holds, created (and stored) on first use."""
     if not isinstance(cache, dict):
-        raise FunASRError(f"cache={cache!r}: pass a dict (empty for a new stream, then the same dict on every call)")
+        raise OptionError(f"cache={cache!r}: pass a dict (empty for a new stream, then the same dict on every call)")
     stream = cache.get(CACHE_KEY)
     if stream is None:
         if cache:
-            raise FunASRError(f"cache has keys {sorted(map(str, cache))}: pass an empty dict to start a stream")
+            raise OptionError(f"cache has keys {sorted(map(str, cache))}: pass an empty dict to start a stream")
         stream = cache[CACHE_KEY] = create()
     elif not isinstance(stream, kind):
-        raise FunASRError(f"cache holds a {type(stream).__name__}, not a {kind.__name__}: use one cache dict per model")
+        raise OptionError(f"cache holds a {type(stream).__name__}, not a {kind.__name__}: use one cache dict per model")
     return stream

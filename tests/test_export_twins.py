@@ -50,7 +50,7 @@ def close(got: torch.Tensor, want: torch.Tensor) -> None:
 
 def net(name: str) -> torch.nn.Module:
     """The eager module of parity model ``name``."""
-    return auto(name).model.net.module
+    return auto(name).task.net.module
 
 
 def valid_rows(x: torch.Tensor, lens: torch.Tensor) -> list[torch.Tensor]:

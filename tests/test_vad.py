@@ -211,16 +211,16 @@ def test_stream_objects_give_the_reference_events(vad):
     # The typed API under generate(cache=): create_stream / accept_waveform / decode_stream.
     expected = json.loads((PARITY / "vad_streaming.json").read_text())["per_chunk"]["200"]
     wav = read_wave("pub_concat.wav")
-    stream = vad.model.create_stream(chunk_ms=200)
+    stream = vad.task.create_stream(chunk_ms=200)
     got = []
     for i in range(0, len(wav), 3200):
         stream.accept_waveform(wav[i : i + 3200])
         if i + 3200 >= len(wav):
             stream.input_finished()
-        got.append(vad.model.decode_stream(stream))
+        got.append(vad.task.decode_stream(stream))
     for g, e in zip(got, expected):
         assert_segments_close(g, e)
-    assert stream.closed and vad.model.decode_stream(stream) == []
+    assert stream.closed and vad.task.decode_stream(stream) == []
     with pytest.raises(FunASRError, match="input_finished"):
         stream.accept_waveform(wav[:100])
 
@@ -232,7 +232,7 @@ def test_decode_streams_keeps_each_stream_apart(vad):
     for wav in waves:
         cache: dict = {}
         alone.append(vad.generate(input=wav, cache=cache, is_final=True, chunk_size=200)[0]["value"])
-    streams = [vad.model.create_stream(chunk_ms=200) for _ in waves]
+    streams = [vad.task.create_stream(chunk_ms=200) for _ in waves]
     events: list[list] = [[] for _ in waves]
     steps = [1700, 3200, 5000]
     for k in range(0, max(len(w) // s + 1 for w, s in zip(waves, steps))):
@@ -242,7 +242,7 @@ def test_decode_streams_keeps_each_stream_apart(vad):
                 stream.accept_waveform(piece)
                 if (k + 1) * step >= len(wav):
                     stream.input_finished()
-        for out, new in zip(events, vad.model.decode_streams(streams)):
+        for out, new in zip(events, vad.task.decode_streams(streams)):
             out += new
     assert events == alone
 
@@ -251,13 +251,13 @@ def test_one_task_serves_streams_in_threads(vad):
     wav = read_wave("pub_concat.wav")
 
     def decode(_: int) -> list:
-        stream = vad.model.create_stream(chunk_ms=200)
+        stream = vad.task.create_stream(chunk_ms=200)
         out = []
         for i in range(0, len(wav), 4000):
             stream.accept_waveform(wav[i : i + 4000])
-            out += vad.model.decode_stream(stream)
+            out += vad.task.decode_stream(stream)
         stream.input_finished()
-        return out + vad.model.decode_stream(stream)
+        return out + vad.task.decode_stream(stream)
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(decode, range(4)))

@@ -63,8 +63,12 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path]) -> None:
 
 
 def _all_finite(tensor: torch.Tensor, piece: int = 1 << 22) -> bool:
-    """Whether every value is finite (integer tensors always are); checked in pieces to bound the temporary memory."""
-    if not tensor.is_floating_point():
+    """Whether every value is finite (integer tensors always are).
+
+    A finite sum proves it (NaN and inf propagate), at the cost of one read; only a non-finite sum
+    (a bad value, or an overflow) is checked value by value, in pieces to bound the temporary memory.
+    """
+    if not tensor.is_floating_point() or bool(torch.isfinite(tensor.sum())):
         return True
     flat = tensor.reshape(-1)
     return all(bool(torch.isfinite(flat[i : i + piece]).all()) for i in range(0, flat.numel(), piece))

@@ -238,6 +238,7 @@ def test_export_never_writes_into_the_package(tmp_path, monkeypatch):
         (["--output-dir", "/dev/null/x"], "/dev/null/x"),
         (["--opset-version", "1"], "opset_version=1"),
         (["--opset-version", "99"], "opset_version=99"),
+        (["--device", "bogus"], "device='bogus'"),
     ],
 )
 def test_export_command_user_errors_are_one_line(tmp_path, capsys, args, named):

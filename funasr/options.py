@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from funasr.errors import OptionError
+from funasr.hotword import check_hotword
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class ASROptions:
     @classmethod
     def parse(cls, kw: dict[str, Any]) -> "ASROptions":
         """Checked options from ``kw``."""
+        check_hotword(kw.get("hotword"))
         out: dict[str, Any] = {"hotword": kw.get("hotword")}
         out["timestamps"] = any(_flag(k, kw[k]) for k in ("pred_timestamp", "output_timestamp") if kw.get(k) is not None)
         if kw.get("clas_scale") is not None:

@@ -31,8 +31,8 @@ def run_batches(
 ) -> Iterator[dict]:
     """The one loop: load ``batch_size`` sources at a time, ``process`` the loaded ones, yield one result per source.
 
-    A source that cannot be loaded, or a batch whose processing raises a ``FunASRError``, gives
-    ``{"key", "error"}`` in its place (and a warning); for a ``single`` input the error is raised.
+    A source that cannot be loaded gives ``{"key", "error"}`` in its place (and a warning); for a
+    ``single`` input the error is raised. Errors of ``process`` concern every item and are raised.
     """
     pbar = tqdm(total=len(sources), disable=disable_pbar or len(sources) < 2, desc="inputs", leave=False)
     try:
@@ -49,13 +49,7 @@ def run_batches(
                         raise
                     loaded.append(e)
             good = [item for item in loaded if not isinstance(item, FunASRError)]
-            try:
-                out = iter(process(good) if good else [])
-            except FunASRError as e:
-                if single:
-                    raise
-                loaded = [e] * len(chunk)
-                out = iter([])
+            out = iter(process(good) if good else [])
             for source, item in zip(chunk, loaded):
                 if isinstance(item, FunASRError):
                     log.warning("skipping %s: %s", source.key, item)
@@ -106,6 +100,8 @@ class Runner:
                 f"cache= holds one VAD stream, but the input has {len(sources)} items; "
                 "call generate() once per stream (one input, one cache dict each)"
             )
+        if self.kind == "asr":
+            self.task.hotword_bias(opts.asr.hotword)  # a hotword file or URL is read (and encoded, cached) before any audio
         if self.pipeline is not None:
             return run_batches(sources, lambda s: open_recording(s, fs), lambda recs: [self.pipeline.transcribe(recs[0], opts)],
                                1, single, opts.run.disable_pbar)

@@ -21,7 +21,7 @@ import pytest
 from conftest import AUDIO, MODELS, ROOT, read_wave
 from funasr.audio import collect_sources
 from funasr.auto_model import AutoModel
-from funasr.errors import AudioError, FunASRError, OptionError
+from funasr.errors import AudioError, FunASRError, HotwordError, OptionError
 from funasr.tasks.vad import VADTask
 from funasr.writers import write_results
 
@@ -105,6 +105,13 @@ def test_unknown_arguments_are_named_in_a_warning(caplog):
         (out,) = _model("fsmn-vad").generate(read_wave("example.wav"), max_end_silense_time=500, use_itn=True)
     assert "max_end_silense_time" in caplog.text and "use_itn" not in caplog.text
     assert out["value"]
+
+
+@pytest.mark.parametrize("hotword, message", [(5, "not text"), (["x", 5], "not text"), ("missing-hotwords.txt", "does not exist")])
+def test_bad_hotwords_fail_the_call_before_any_audio(hotword, message, tmp_path):
+    """A hotword argument concerns every input: it raises once, before the inputs are read, never per item."""
+    with pytest.raises(HotwordError, match=message):
+        _model("seaco_paraformer_tiny").generate([str(tmp_path / "never-read.wav")] * 2, hotword=hotword)
 
 
 # ---- item 1: batch_size never loses inputs --------------------------------------------------------

@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from funasr.export.graph import ExportGraph
-from funasr.export.layers import CrossAttentionExport, DecoderExport, DecoderLayerExport, key_bias, token_mask
+from funasr.export.layers import CrossAttentionExport, DecoderExport, DecoderLayerExport, token_mask
 from funasr.models.paraformer.export import ParaformerExport, hotword_graphs
-from funasr.models.sanm import length_mask
 
 
 class ContextualDecoderExport(DecoderExport):
@@ -57,10 +56,8 @@ class ContextualParaformerExport(ParaformerExport):
         self.decoder = ContextualDecoderExport(model.decoder)
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor, bias_embed: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        lens = speech_lengths.long()
-        enc = self.encoder(speech, lens)
-        embeds, token_num = self.predictor(enc, lens)
-        log_probs = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1]), enc.dtype), embeds, token_num, bias_embed.to(enc.dtype))
+        enc, lens, memory_bias, embeds, token_num = self.encode_and_fire(speech, speech_lengths)
+        log_probs = self.decoder(enc, memory_bias, embeds, token_num, bias_embed.to(enc.dtype))
         return self.outputs(log_probs, enc, lens, token_num)
 
 

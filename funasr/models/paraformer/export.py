@@ -45,11 +45,16 @@ class ParaformerExport(nn.Module):
         self.timestamps = TimestampHead(model.predictor) if isinstance(model.predictor, CifPredictorV3) else None
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        enc, lens, memory_bias, embeds, token_num = self.encode_and_fire(speech, speech_lengths)
+        _, log_probs = self.decoder(enc, memory_bias, embeds, token_num)
+        return self.outputs(log_probs, enc, lens, token_num)
+
+    def encode_and_fire(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Encoder output (B, T, D), lengths (B,) long, its attention bias (B, 1, 1, T), CIF embeddings and counts."""
         lens = speech_lengths.long()
         enc = self.encoder(speech, lens)
         embeds, token_num = self.predictor(enc, lens)
-        _, log_probs = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1]), enc.dtype), embeds, token_num)
-        return self.outputs(log_probs, enc, lens, token_num)
+        return enc, lens, key_bias(length_mask(lens, enc.shape[1]), enc.dtype), embeds, token_num
 
     def outputs(self, logits: torch.Tensor, enc: torch.Tensor, lens: torch.Tensor, token_num: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``logits, token_num`` and, with the timestamp head, ``us_alphas, us_cif_peak``."""

@@ -11,9 +11,8 @@ from torch import nn
 
 from funasr.errors import ExportError
 from funasr.export.graph import ExportGraph
-from funasr.export.layers import DecoderExport, decoder_layers, key_bias, token_mask
+from funasr.export.layers import DecoderExport, decoder_layers, token_mask
 from funasr.models.paraformer.export import ParaformerExport, hotword_graphs
-from funasr.models.sanm import length_mask
 
 
 class HotwordFilter(nn.Module):
@@ -63,10 +62,8 @@ class SeacoParaformerExport(ParaformerExport):
         self.no_bias = model.no_bias
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor, bias_embed: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        lens = speech_lengths.long()
-        enc = self.encoder(speech, lens)
-        embeds, token_num = self.predictor(enc, lens)
-        hidden, dec_logp = self.decoder(enc, key_bias(length_mask(lens, enc.shape[1]), enc.dtype), embeds, token_num)
+        enc, lens, memory_bias, embeds, token_num = self.encode_and_fire(speech, speech_lengths)
+        hidden, dec_logp = self.decoder(enc, memory_bias, embeds, token_num)
         hotwords = bias_embed.to(hidden.dtype)
         count = torch.ones_like(hotwords[0, :, 0]).sum()  # H as a tensor, so the graph follows it
         keep_bias = self.hotword_filter(hotwords, hidden, token_num, count)[:, None, None, :]

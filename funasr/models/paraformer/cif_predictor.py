@@ -116,6 +116,7 @@ class CifPredictorV2(nn.Module):
         peaks, fire, remain = self.fire(alphas)
         max_tokens = int(token_num.max()) if token_num.numel() else 0
         embeds = gather_tokens(hidden, alphas, fire, remain, max_tokens)
+        embeds = embeds * length_mask(token_num, max_tokens)[..., None]  # an item's weight after its last token is dropped
         return CifOutput(embeds.to(hidden.dtype), token_num, alphas, peaks)
 
 

@@ -80,6 +80,11 @@ class AutoModel(Runner):
         punc = build_task(punc_model, revision=punc_model_revision, **{**sub, **(punc_kwargs or {})}) if punc_model else None
         super().__init__(main, main.kind, vad, punc, defaults)
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The main network (``torch.nn.Module``), as FunASR's ``AutoModel.model``."""
+        return self.task.net.module
+
     def export(self, type: str = "onnx", quantize: bool = False, output_dir: Optional[str] = None, **kwargs: Any) -> str:
         """Export the main model (``onnx``, ``torchscript`` or ``tensorrt``); returns the output folder."""
         from funasr.export import export_model

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from funasr import registry
+from conftest import BUNDLED_VAD, ROOT as REPO
 from funasr.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_every_family_declaration_resolves():
@@ -67,3 +66,15 @@ def test_engines_are_not_tasks():
         for ref in (family.torch_engine, family.onnx_engine):
             engine = registry.resolve(ref)
             assert not issubclass(engine, task) and not issubclass(task, engine), ref
+
+
+def test_automodel_model_is_the_network_as_in_funasr():
+    """FunASR code reading ``AutoModel(...).model`` gets the main ``nn.Module``; the task runs that same module."""
+    import torch
+
+    from funasr import AutoModel
+
+    model = AutoModel(model=str(BUNDLED_VAD), disable_pbar=True)
+    assert isinstance(model.model, torch.nn.Module)
+    assert model.model is model.task.net.module
+    assert type(model.model).__name__ == "FsmnVADStreaming"

@@ -8,6 +8,7 @@ from torch import nn
 
 from funasr.export.graph import ExportGraph
 from funasr.export.layers import EncoderExport
+from funasr.models.ct_transformer.family import INPUTS, LOGITS, TEXT_LENGTHS
 
 
 class CTTransformerExport(nn.Module):
@@ -27,8 +28,8 @@ def graphs(model: nn.Module, frontend: Any = None) -> list[ExportGraph]:
     """``model.onnx`` of CTTransformer (no frontend)."""
     example = (torch.randint(1, model.embed.num_embeddings, (2, 20), dtype=torch.int32), torch.tensor([8, 20], dtype=torch.int32))
     axes = {
-        "inputs": {0: "batch_size", 1: "text_length"},
-        "text_lengths": {0: "batch_size"},
-        "logits": {0: "batch_size", 1: "text_length"},
+        INPUTS: {0: "batch_size", 1: "text_length"},
+        TEXT_LENGTHS: {0: "batch_size"},
+        LOGITS: {0: "batch_size", 1: "text_length"},
     }
-    return [ExportGraph("model", CTTransformerExport(model), example, ["inputs", "text_lengths"], ["logits"], axes)]
+    return [ExportGraph("model", CTTransformerExport(model), example, [INPUTS, TEXT_LENGTHS], [LOGITS], axes)]

@@ -1,6 +1,9 @@
 """CT-Transformer punctuation."""
 from funasr.registry import Family
 
+# Tensor names of the exported graph (export.py writes them, onnx.py feeds them; the reference runtimes read them).
+INPUTS, TEXT_LENGTHS, LOGITS = "inputs", "text_lengths", "logits"
+
 FAMILY = Family(
     task="funasr.tasks.punc:PuncTask",
     models=("CTTransformer",),

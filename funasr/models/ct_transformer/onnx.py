@@ -5,6 +5,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from funasr.models.ct_transformer.family import INPUTS, TEXT_LENGTHS
+
 
 class CTTransformerOnnx:
     """``model``: ``inputs`` i32 (1, L), ``text_lengths`` i32 (1,) -> ``logits`` (1, L, classes)."""
@@ -14,5 +16,5 @@ class CTTransformerOnnx:
 
     def predict(self, ids: np.ndarray) -> np.ndarray:
         """Punctuation class per token id (L,) -> (L,)."""
-        (logits,) = self.graph(inputs=ids.astype(np.int32)[None], text_lengths=np.array([len(ids)], dtype=np.int32))
+        (logits,) = self.graph(**{INPUTS: ids.astype(np.int32)[None], TEXT_LENGTHS: np.array([len(ids)], dtype=np.int32)})
         return logits[0].argmax(-1)

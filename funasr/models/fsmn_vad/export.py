@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from funasr.export.graph import ExportGraph
+from funasr.models.fsmn_vad.family import IN_CACHE, LOGITS, OUT_CACHE, SPEECH
 
 
 class FsmnVADExport(nn.Module):
@@ -31,7 +32,7 @@ def graphs(model: nn.Module, frontend: Any = None) -> list[ExportGraph]:
     feat_dim = fsmn.in_linear1.linear.in_features
     caches = tuple(torch.zeros(1, block.conv_left.weight.shape[0], block.context, 1) for _ in range(n))
     inputs = (torch.randn(1, 30, feat_dim), *caches)
-    in_names = ["speech"] + [f"in_cache{i}" for i in range(n)]
-    out_names = ["logits"] + [f"out_cache{i}" for i in range(n)]
-    axes = {"speech": {1: "feats_length"}, "logits": {1: "feats_length"}}
+    in_names = [SPEECH] + [IN_CACHE.format(i) for i in range(n)]
+    out_names = [LOGITS] + [OUT_CACHE.format(i) for i in range(n)]
+    axes = {SPEECH: {1: "feats_length"}, LOGITS: {1: "feats_length"}}
     return [ExportGraph("model", FsmnVADExport(model), inputs, in_names, out_names, axes)]

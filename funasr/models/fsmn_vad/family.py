@@ -5,6 +5,11 @@ from funasr.registry import Family
 # than one call per 60 s chunk); blocks carry the FSMN memory, so the size changes the scores by float rounding only.
 NET_BLOCK_FRAMES = 1000
 
+# Tensor names of the exported graph (export.py writes them, onnx.py feeds them; the reference runtimes read them):
+# features and one FSMN cache per layer in, scores and the new caches out.
+SPEECH, LOGITS = "speech", "logits"
+IN_CACHE, OUT_CACHE = "in_cache{}", "out_cache{}"  # .format(layer)
+
 FAMILY = Family(
     task="funasr.tasks.vad:VADTask",
     models=("FsmnVADStreaming",),

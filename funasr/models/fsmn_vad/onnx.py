@@ -5,7 +5,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from funasr.models.fsmn_vad.family import NET_BLOCK_FRAMES
+from funasr.models.fsmn_vad.family import IN_CACHE, NET_BLOCK_FRAMES, SPEECH
 
 
 class FsmnVADOnnx:
@@ -13,7 +13,8 @@ class FsmnVADOnnx:
 
     def __init__(self, load: Callable[[str], Any], cfg: dict[str, Any]) -> None:
         self.graph = load("model")
-        self.cache_shapes = [tuple(self.graph.input_shapes[n]) for n in self.graph.input_names if n.startswith("in_cache")]
+        self.cache_names = [IN_CACHE.format(i) for i in range(len(self.graph.input_names) - 1)]  # one per FSMN layer
+        self.cache_shapes = [tuple(self.graph.input_shapes[n]) for n in self.cache_names]
 
     def silence_prob(self, feats: np.ndarray, cache: Optional[list], sil_pdf_ids: Sequence[int]) -> tuple[np.ndarray, Any]:
         """Features (T, D) and the FSMN caches (None at the start) -> silence posterior per frame (T,), new caches."""
@@ -24,6 +25,6 @@ class FsmnVADOnnx:
         p_sil = []
         for i in range(0, len(feats), NET_BLOCK_FRAMES):
             block = np.ascontiguousarray(feats[None, i : i + NET_BLOCK_FRAMES], dtype=np.float32)
-            scores, *caches = self.graph(speech=block, **{f"in_cache{j}": c for j, c in enumerate(caches)})
+            scores, *caches = self.graph(**{SPEECH: block}, **dict(zip(self.cache_names, caches)))
             p_sil.append(scores[0][:, ids].astype(np.float64).sum(-1))
         return np.concatenate(p_sil), caches

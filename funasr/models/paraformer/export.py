@@ -19,18 +19,21 @@ from torch import nn
 from funasr.export.graph import ExportGraph
 from funasr.export.layers import CifExport, DecoderExport, EncoderExport, TimestampHead, key_bias, zero_state
 from funasr.models.paraformer.cif_predictor import CifPredictorV3
+from funasr.models.paraformer.family import (
+    BIAS_EMBED, EMBED_GRAPH, HOTWORD, HW_EMBED, LOGITS, SPEECH, SPEECH_LENGTHS, TOKEN_NUM, US_ALPHAS, US_CIF_PEAK,
+)
 from funasr.models.sanm import length_mask
 
 AXES = {
-    "speech": {0: "batch_size", 1: "feats_length"},
-    "speech_lengths": {0: "batch_size"},
-    "bias_embed": {0: "batch_size", 1: "num_hotwords"},
-    "logits": {0: "batch_size", 1: "logits_length"},
-    "token_num": {0: "batch_size"},
-    "us_alphas": {0: "batch_size", 1: "alphas_length"},
-    "us_cif_peak": {0: "batch_size", 1: "alphas_length"},
-    "hotword": {0: "num_hotwords", 1: "hotword_length"},
-    "hw_embed": {0: "hotword_length", 1: "num_hotwords"},
+    SPEECH: {0: "batch_size", 1: "feats_length"},
+    SPEECH_LENGTHS: {0: "batch_size"},
+    BIAS_EMBED: {0: "batch_size", 1: "num_hotwords"},
+    LOGITS: {0: "batch_size", 1: "logits_length"},
+    TOKEN_NUM: {0: "batch_size"},
+    US_ALPHAS: {0: "batch_size", 1: "alphas_length"},
+    US_CIF_PEAK: {0: "batch_size", 1: "alphas_length"},
+    HOTWORD: {0: "num_hotwords", 1: "hotword_length"},
+    HW_EMBED: {0: "hotword_length", 1: "num_hotwords"},
 }
 
 
@@ -90,19 +93,19 @@ def graph(name: str, module: nn.Module, inputs: tuple, in_names: list[str], out_
 
 def main_graph(module: ParaformerExport, inputs: tuple, in_names: list[str]) -> ExportGraph:
     """``model``: the outputs of ``module`` (with ``us_alphas``/``us_cif_peak`` when it has the timestamp head)."""
-    outputs = ["logits", "token_num"] + ([] if module.timestamps is None else ["us_alphas", "us_cif_peak"])
+    outputs = [LOGITS, TOKEN_NUM] + ([] if module.timestamps is None else [US_ALPHAS, US_CIF_PEAK])
     return graph("model", module, inputs, in_names, outputs)
 
 
 def graphs(model: nn.Module, frontend: Any) -> list[ExportGraph]:
     """``model`` of Paraformer / BiCifParaformer."""
-    return [main_graph(ParaformerExport(model), speech_example(frontend.output_size()), ["speech", "speech_lengths"])]
+    return [main_graph(ParaformerExport(model), speech_example(frontend.output_size()), [SPEECH, SPEECH_LENGTHS])]
 
 
 def hotword_graphs(model: nn.Module, frontend: Any, module: ParaformerExport, embed_layer: nn.Module) -> list[ExportGraph]:
     """``model`` (``module``, with ``bias_embed``) and ``model_eb`` (``embed_layer`` + the bias LSTM) of a hotword model."""
     embed = HotwordEmbedExport(embed_layer, model.bias_encoder)
     speech = speech_example(frontend.output_size())
-    main = main_graph(module, (*speech, torch.randn(2, 4, model.bias_encoder.hidden_size)), ["speech", "speech_lengths", "bias_embed"])
+    main = main_graph(module, (*speech, torch.randn(2, 4, model.bias_encoder.hidden_size)), [SPEECH, SPEECH_LENGTHS, BIAS_EMBED])
     ids = torch.randint(3, model.vocab_size, (4, 6), dtype=torch.int32)
-    return [main, graph("model_eb", embed, (ids,), ["hotword"], ["hw_embed"])]
+    return [main, graph(EMBED_GRAPH, embed, (ids,), [HOTWORD], [HW_EMBED])]

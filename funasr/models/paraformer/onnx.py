@@ -14,6 +14,7 @@ import numpy as np
 from funasr.engines import Recognition
 from funasr.models.paraformer.cif import upsampled_stamp_inputs
 from funasr.models.paraformer.decoding import ParaformerNet
+from funasr.models.paraformer.family import BIAS_EMBED, EMBED_GRAPH, HOTWORD, SPEECH, SPEECH_LENGTHS, US_ALPHAS
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,14 @@ class ParaformerOnnx(ParaformerNet):
     def __init__(self, load: Callable[[str], Any], cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
         self.graph = load("model")
-        self.embedder = load("model_eb") if "bias_embed" in self.graph.input_names else None
-        self.bias_dim = self.graph.input_shapes["bias_embed"][-1] if self.embedder is not None else None
+        self.embedder = load(EMBED_GRAPH) if BIAS_EMBED in self.graph.input_names else None
+        self.bias_dim = self.graph.input_shapes[BIAS_EMBED][-1] if self.embedder is not None else None
         self._warned: set[str] = set()
 
     @property
     def always_timestamps(self) -> bool:
         """Whether the graph has the timestamp head (BiCif, SeACo)."""
-        return "us_alphas" in self.graph.output_names
+        return US_ALPHAS in self.graph.output_names
 
     @property
     def timestamps_on_request(self) -> bool:
@@ -59,10 +60,10 @@ class ParaformerOnnx(ParaformerNet):
             self.warn_once("this exported graph has no timestamp outputs; results come without timestamps")
         if float(clas_scale) != 1.0:
             self.warn_once(f"clas_scale is fixed at 1.0 in the exported graph; ignoring clas_scale={clas_scale}")
-        feed = {"speech": np.ascontiguousarray(feats, dtype=np.float32), "speech_lengths": lens.astype(np.int32)}
+        feed = {SPEECH: np.ascontiguousarray(feats, dtype=np.float32), SPEECH_LENGTHS: lens.astype(np.int32)}
         if self.embedder is not None:
             rows = bias if bias is not None else np.zeros((1, self.bias_dim), dtype=np.float32)  # all zero: no hotwords
-            feed["bias_embed"] = np.ascontiguousarray(np.broadcast_to(rows, (len(lens),) + rows.shape))
+            feed[BIAS_EMBED] = np.ascontiguousarray(np.broadcast_to(rows, (len(lens),) + rows.shape))
         outputs = self.graph(**feed)
         out = Recognition(self.greedy(outputs[0].argmax(-1), outputs[1]))
         if self.always_timestamps:
@@ -78,5 +79,5 @@ class ParaformerOnnx(ParaformerNet):
         padded = np.zeros((len(ids), max(lengths)), dtype=np.int32)
         for i, h in enumerate(ids):
             padded[i, : len(h)] = h
-        (hw_embed,) = self.embedder(hotword=padded)  # (L, H, D)
+        (hw_embed,) = self.embedder(**{HOTWORD: padded})  # (L, H, D)
         return np.ascontiguousarray(hw_embed[np.array(lengths) - 1, np.arange(len(ids))])

@@ -1,8 +1,7 @@
 """VAD -> ASR -> punctuation over long audio: batching by seconds, merging, sentences (torch-free)."""
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -10,6 +9,9 @@ from tqdm.auto import tqdm
 from funasr.audio import AudioItem, Recording, TextItem
 from funasr.options import GenerateOptions, VADCallOptions
 from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
+
+if TYPE_CHECKING:
+    from funasr.tasks.vad import VADTask
 
 Task = Callable[..., list]  # task(items, options) -> list[dict]
 SAMPLES_PER_MS = 16  # at 16 kHz
@@ -47,7 +49,7 @@ def pack_batches(durations: list[int], budget_ms: float, threshold_ms: float) ->
 class Pipeline:
     """Runs VAD, then ASR on the speech segments, then punctuation, on one recording."""
 
-    def __init__(self, vad: Task, asr: Task, punc: Optional[Task] = None) -> None:
+    def __init__(self, vad: VADTask, asr: Task, punc: Optional[Task] = None) -> None:
         self.vad, self.asr, self.punc = vad, asr, punc
 
     def transcribe(self, item: Recording, opts: GenerateOptions) -> dict:
@@ -85,11 +87,13 @@ class Pipeline:
         """VAD over the whole recording; a file on disk is fed in blocks through one VAD stream (same segments)."""
         if item.waveform is not None:
             return self.vad([AudioItem(item.key, item.waveform)], options)[0]["value"]
-        state: dict = {}
+        stream = self.vad.call_stream(options, streaming=False)
         segments: list[list[int]] = []
         for block, last in item.blocks(VAD_BLOCK):
-            block_options = dataclasses.replace(options, cache=state, is_final=last, is_streaming_input=False)
-            segments.extend(self.vad([AudioItem(item.key, block)], block_options)[0]["value"])
+            stream.accept_waveform(block)
+            if last:
+                stream.input_finished()
+            segments.extend(self.vad.decode_stream(stream))
         return segments
 
     def _recognize(self, item: Recording, segments: list[list[int]], opts: GenerateOptions) -> list[dict]:

@@ -36,20 +36,18 @@ class VADTask:
         """Segments of each item; with ``options.cache`` (one item per call) the stream continues across calls."""
         if options.cache is not None and len(items) != 1:
             raise OptionError(f"streaming VAD with cache= takes one input per call, got {len(items)}; call once per chunk")
-        opts = self.options.for_call(**options.segmenter_overrides())
-        chunk_ms = int(options.chunk_size)
         results = []
         for item in items:
-            streaming = options.is_streaming_input if options.is_streaming_input is not None else chunk_ms < STREAMING_BELOW_MS
+            streaming = options.is_streaming_input if options.is_streaming_input is not None else options.chunk_size < STREAMING_BELOW_MS
             final = options.is_final if options.is_final is not None else not streaming
             if isinstance(item.source, (str, Path)):  # a file or URL is a whole recording (as in the reference)
                 streaming, final = False, True
             cache = options.cache
             if cache is None:
-                stream = self.create_stream(chunk_ms, streaming, opts)
+                stream = self.call_stream(options, streaming)
             else:  # a new stream keeps the options of its first call; each call's audio is cut by its chunk_size
-                stream = stream_in_cache(cache, VADStream, lambda: self.create_stream(chunk_ms, streaming, opts))
-                stream.chunk_ms = chunk_ms
+                stream = stream_in_cache(cache, VADStream, lambda: self.call_stream(options, streaming))
+                stream.chunk_ms = int(options.chunk_size)
             stream.accept_waveform(item.waveform)
             if final:
                 stream.input_finished()
@@ -62,6 +60,10 @@ class VADTask:
         """A new stream cut into ``chunk_ms`` chunks: streaming events, or whole segments when ``streaming`` is False."""
         opts = options or self.options
         return VADStream(opts, self.frontend.create_stream(), ChunkedSegmenter(opts, streaming), chunk_ms=chunk_ms)
+
+    def call_stream(self, options: VADCallOptions, streaming: bool) -> VADStream:
+        """A new stream cut by ``options.chunk_size``, with the call's segmenter settings."""
+        return self.create_stream(int(options.chunk_size), streaming, self.options.for_call(**options.segmenter_overrides()))
 
     def decode_stream(self, stream: VADStream) -> list[list[int]]:
         """Decode the stream's whole pending chunks (all of it once input is finished): the new segments/events."""

@@ -175,12 +175,19 @@ class ParaformerSANMDecoder(nn.Module):
         self, memory: torch.Tensor, memory_lens: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor
     ) -> torch.Tensor:
         """Memory (B, T, D') and lengths, CIF embeddings (B, N, D) and counts -> normed hidden (B, N, D)."""
+        x, mask, _ = self.cross_layers(self.decoders, memory, memory_lens, embeds, token_num)
+        return self.after_norm(self.tail(x, mask))
+
+    def cross_layers(
+        self, layers: nn.ModuleList, memory: torch.Tensor, memory_lens: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """``layers`` (of ``decoders``) over the CIF embeddings -> (x (B, N, D), its mask (B, N, 1), memory mask (B, T))."""
         mask, _ = masks(token_num, embeds.shape[1], embeds.dtype)
         _, memory_mask = masks(memory_lens, memory.shape[1], memory.dtype)
         x = embeds
-        for layer in self.decoders:
+        for layer in layers:
             x = layer(x, mask, memory, memory_mask)
-        return self.after_norm(self.tail(x, mask))
+        return x, mask, memory_mask
 
     def tail(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         """``decoders2`` and ``decoders3`` (no cross-attention)."""
@@ -201,11 +208,7 @@ class ParaformerSANMDecoder(nn.Module):
         self, memory: torch.Tensor, memory_lens: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor
     ) -> torch.Tensor:
         """Cross-attention probabilities of the last ``decoders`` layer (B, heads, N, T), for hotword filtering."""
-        mask, _ = masks(token_num, embeds.shape[1], embeds.dtype)
-        _, memory_mask = masks(memory_lens, memory.shape[1], memory.dtype)
-        x = embeds
-        for layer in self.decoders[:-1]:
-            x = layer(x, mask, memory, memory_mask)
+        x, mask, memory_mask = self.cross_layers(self.decoders[:-1], memory, memory_lens, embeds, token_num)
         last = self.decoders[-1]
         x = last.self_part(x, mask)
         return last.src_attn.weights(last.norm3(x), memory, memory_mask)

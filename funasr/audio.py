@@ -36,6 +36,9 @@ MAX_SAMPLE_RATE = 384000
 DEFAULT_MAX_AUDIO_SECONDS = 4 * 3600.0
 MAX_AUDIO_SECONDS: Optional[float] = None
 MAX_AUDIO_SECONDS_ENV = "FUNASR_MAX_AUDIO_SECONDS"
+# Float samples are in [-1, 1], or integer PCM values held as floats (at most 32-bit: 2**31); a larger
+# peak is no recording, and would overflow the float32 features.
+MAX_SAMPLE_PEAK = 2.0**31
 LIST_SUFFIXES = (".scp", ".txt", ".json", ".jsonl", ".text")
 _MAGIC = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"FORM", b"\x1aE\xdf\xa3")  # + "ftyp" at offset 4, MPEG frames
 
@@ -209,7 +212,10 @@ def mix_to_mono(samples: np.ndarray, name: str) -> np.ndarray:
 
 
 def to_float32(samples: np.ndarray) -> np.ndarray:
-    """Integer PCM -> float32 in [-1, 1]; floats pass through as float32."""
+    """Integer PCM -> float32 in [-1, 1] (unsigned PCM centred on its midpoint); floats pass through as float32."""
+    if np.issubdtype(samples.dtype, np.unsignedinteger):
+        mid = float(np.iinfo(samples.dtype).max // 2 + 1)
+        return ((samples.astype(np.float64) - mid) / mid).astype(np.float32)
     if np.issubdtype(samples.dtype, np.integer):
         return (samples.astype(np.float32) / float(np.iinfo(samples.dtype).max + 1)).astype(np.float32)
     return samples.astype(np.float32, copy=False)
@@ -350,6 +356,8 @@ def decode_source(source: Source, fs: int = SAMPLE_RATE) -> np.ndarray:
     elif is_url(str(value)):
         samples, rate = _decode(fetch_url(str(value), "audio", AudioError), name)
     else:
+        if not str(value).strip():
+            raise AudioError("an input is an empty path; pass an audio file, URL or list file")
         path = Path(str(value))
         if not path.exists():
             raise AudioError(f"audio file {path} does not exist; check the path")
@@ -360,6 +368,12 @@ def decode_source(source: Source, fs: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{name}: the audio holds no samples; pass a non-empty recording")
     if not np.all(np.isfinite(samples)):
         raise AudioError(f"{name}: the audio holds NaN or infinite samples")
+    peak = float(np.abs(samples).max())
+    if peak > MAX_SAMPLE_PEAK:
+        raise AudioError(
+            f"{name}: a sample peak of {peak:g} is beyond any PCM scale (at most {MAX_SAMPLE_PEAK:g}); "
+            "pass floats in [-1, 1] or integer PCM"
+        )
     return np.ascontiguousarray(resample(samples, int(rate)))
 
 

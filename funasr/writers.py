@@ -3,7 +3,7 @@
 ``OutputWriter(output_dir, formats)`` takes result dicts one at a time (as ``generate`` returns
 them) and writes
 
-- ``<output_dir>/1best_recog/text``: ``key text`` lines (VAD: ``key [[beg_ms, end_ms], ...]``);
+- ``<output_dir>/1best_recog/text``: ``key text`` lines (VAD: ``key [[beg_ms, end_ms], ...]``), whitespace in a key written as ``_``;
 - ``<output_dir>/1best_recog/token``: ``key`` and the recognised units (CJK characters, words) of
   text without punctuation (``raw_text`` when present);
 - ``<output_dir>/1best_recog/timestamp``: ``key [[beg_ms, end_ms], ...]`` for results with timestamps;
@@ -14,6 +14,7 @@ Results holding an ``error`` are skipped.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -32,6 +33,8 @@ KALDI_DIR = "1best_recog"
 # A new subtitle starts after a pause this long when only per-unit timestamps are known.
 CUE_GAP_MS = 600
 CUE_MAX_UNITS = 30
+# File names are at most 255 bytes: a stem this long leaves room for a ``_N`` suffix and an extension.
+MAX_STEM_BYTES = 200
 
 _CJK = char_class(HAN_EXT_A)
 _UNIT = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
@@ -124,8 +127,29 @@ def to_json(result: dict[str, Any]) -> str:
 
 
 def file_stem(key: str) -> str:
-    """A safe file name for a result key."""
-    return re.sub(r"[^\w.\-]", "_", key).lstrip(".") or "_"
+    """A safe file name for a result key; a long one is cut to MAX_STEM_BYTES, ending in a hash of the whole key."""
+    stem = re.sub(r"[^\w.\-]", "_", key).lstrip(".") or "_"
+    if len(stem.encode("utf-8")) <= MAX_STEM_BYTES:
+        return stem
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=4).hexdigest()
+    head = stem.encode("utf-8")[: MAX_STEM_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{head}_{digest}"
+
+
+def kaldi_key(key: str) -> str:
+    """A key as the first field of a ``1best_recog`` line: whitespace (spaces, newlines) becomes ``_``."""
+    return re.sub(r"\s", "_", key) or "_"
+
+
+def _unique(names: dict[str, str], key: str, name: str) -> str:
+    """``names[key]``, set on first use to ``name``, suffixed ``_1``, ``_2``, … where another key already has it."""
+    if key not in names:
+        taken, candidate, n = set(names.values()), name, 0
+        while candidate in taken:
+            n += 1
+            candidate = f"{name}_{n}"
+        names[key] = candidate
+    return names[key]
 
 
 class OutputWriter:
@@ -136,6 +160,7 @@ class OutputWriter:
         self.formats = check_formats(formats)
         self._files: dict[str, TextIO] = {}
         self._stems: dict[str, str] = {}  # key -> file stem, unique within the run
+        self._kaldi_keys: dict[str, str] = {}  # key -> its 1best_recog field, unique within the run
 
     def __enter__(self) -> "OutputWriter":
         return self
@@ -149,7 +174,8 @@ class OutputWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._files[name] = path.open("w", encoding="utf-8")
         fd = self._files[name]
-        fd.write(f"{key} {value}\n")
+        field = _unique(self._kaldi_keys, key, kaldi_key(key))
+        fd.write(f"{field} {' '.join(value.splitlines())}\n")
         fd.flush()
 
     def write(self, result: dict[str, Any]) -> list[Path]:
@@ -177,14 +203,7 @@ class OutputWriter:
 
     def stem(self, key: str) -> str:
         """The file stem of ``key``: ``file_stem(key)``, suffixed where another key of this run already has it."""
-        if key not in self._stems:
-            taken = set(self._stems.values())
-            stem, n = file_stem(key), 0
-            while stem in taken:
-                n += 1
-                stem = f"{file_stem(key)}_{n}"
-            self._stems[key] = stem
-        return self._stems[key]
+        return _unique(self._stems, key, file_stem(key))
 
     def close(self) -> None:
         """Close the ``1best_recog`` files."""

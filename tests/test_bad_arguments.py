@@ -241,3 +241,32 @@ def test_onnx_runtime_checks_the_same_arguments(tmp_path):
     assert out[0]["value"] and set(out[1]) == {"key", "error"}
     with pytest.raises(OptionError, match="device='bogus'"):
         funasr_onnx.AutoModel(model=folder, device="bogus")
+
+
+# ---- keys a list file can hold: files stay writable and the Kaldi files one line per result ---------
+
+def test_a_key_too_long_for_a_file_name_still_writes(tmp_path):
+    keys = ["é" * 200, "é" * 200 + "x", "a" * 300]
+    out = tmp_path / "out"
+    write_results([{"key": k, "text": k[-1]} for k in keys], out, ["json", "txt"])
+    texts = sorted(p.read_text(encoding="utf-8") for p in out.glob("*.txt"))
+    assert texts == ["a\n", "x\n", "é\n"]
+    assert all(len(p.name.encode()) <= 255 for p in out.iterdir())
+
+
+def test_keys_with_whitespace_keep_the_kaldi_files_one_line_per_result(tmp_path):
+    lines = tmp_path / "k.jsonl"
+    wav = str(AUDIO / "example.wav")
+    lines.write_text("".join(json.dumps({"key": k, "source": wav}) + "\n" for k in ("a\nforged line", "x y", "x_y")))
+    _model("fsmn-vad").generate(str(lines), output_dir=str(tmp_path / "out"))
+    rows = (tmp_path / "out" / "1best_recog" / "text").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 3
+    assert len({row.split(" ", 1)[0] for row in rows}) == 3
+    assert all(row.split(" ", 1)[1].startswith("[[") for row in rows)
+
+
+def test_an_empty_path_is_named_empty(tmp_path):
+    with pytest.raises(AudioError, match="empty"):
+        _model("fsmn-vad").generate("")
+    run = _cli("", "-q")
+    assert run.returncode == 1 and "empty" in run.stderr, run.stderr

@@ -272,3 +272,17 @@ def test_corrupt_graph_is_named(exported_punc, tmp_path, graph, quantize):
 def test_onnx_device_is_checked(exported_punc, device):
     with pytest.raises(OptionError, match="device=.*'cpu', 'cuda' or 'cuda:N'"):
         funasr_onnx.AutoModel(model=str(exported_punc), device=device)
+
+
+def test_unsigned_pcm_is_centred():
+    pcm = sf.read(WAV, dtype="int16")[0][:8000]
+    unsigned = (pcm.astype(np.int32) + 32768).astype(np.uint16)
+    np.testing.assert_allclose(decode_source(Source("u", unsigned)), decode_source(Source("s", pcm)), atol=1e-7)
+
+
+@pytest.mark.parametrize("peak", [1e30, -3e38])
+def test_samples_far_beyond_any_pcm_scale_are_refused(peak):
+    samples = read_wave("example.wav")[:16000].copy()
+    samples[100] = peak
+    with pytest.raises(AudioError, match="peak"):
+        auto("paraformer_tiny").generate(samples)

@@ -107,6 +107,9 @@ def expand_inputs(inputs: Sequence[str]) -> tuple[list[str], list[tuple[str, str
     out: list[str] = []
     failures: list[tuple[str, str]] = []
     for value in inputs:
+        if not value.strip():
+            failures.append((value, "an empty path; pass an audio file, folder or list file"))
+            continue
         path = Path(value)
         if not path.is_dir():
             out.append(value)

@@ -27,7 +27,7 @@ from conftest import AUDIO, BUNDLED_VAD, MODELS, RUNTIME, auto, exported, model_
 from funasr.audio import Source, decode_source, load_inputs, open_recording
 from funasr.auto_model import AutoModel
 from funasr.bin.export import main as export_main
-from funasr.errors import AudioError, CheckpointError, ConfigError, HotwordError, OptionError
+from funasr.errors import AudioError, CheckpointError, ConfigError, ExportError, HotwordError, OptionError
 from funasr.hotword import read_hotwords
 
 sys.path.insert(0, str(RUNTIME))
@@ -249,6 +249,14 @@ def test_export_command_user_errors_are_one_line(tmp_path, capsys, args, named):
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and named in captured.err
     assert "Traceback" not in captured.err and not out.exists()
+
+
+@pytest.mark.parametrize("flag", [{"quantize": "no"}, {"quantize": 1}, {"fp16": "false"}])
+def test_export_flags_take_booleans_only(tmp_path, flag):
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match=f"{next(iter(flag))}=.*True or False"):
+        auto("ct_punc_tiny").export(type="onnx", output_dir=str(out), **flag)
+    assert not out.exists()
 
 
 # ---- exported models (funasr_onnx) ----

@@ -81,7 +81,8 @@ def default_output_dir(model_dir: Path) -> Path:
 
 
 def check_export_args(
-    type: str, quantize: bool, weight_type: str, opset_version: Any, output_dir: Optional[Path], **options: Any
+    type: str, quantize: bool, weight_type: str, opset_version: Any, output_dir: Optional[Path], fp16: Any = True,
+    **options: Any,
 ) -> None:
     """Raise ExportError for a value export_model cannot use, before any model is loaded or file written."""
     from funasr.export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -93,6 +94,9 @@ def check_export_args(
         raise ExportError(f"unknown export option(s) {', '.join(unknown)}; see funasr.export.export_model for the options")
     if type not in TYPES:
         raise ExportError(f"unknown export type {type!r}; use one of {', '.join(TYPES)}")
+    for name, flag in (("quantize", quantize), ("fp16", fp16)):
+        if not isinstance(flag, bool):
+            raise ExportError(f"{name}={flag!r} is not allowed: pass True or False")
     if quantize and weight_type not in WEIGHT_TYPES:
         raise ExportError(f"unknown weight_type {weight_type!r}; use one of {', '.join(WEIGHT_TYPES)}")
     if isinstance(opset_version, bool) or not isinstance(opset_version, int) or not MIN_OPSET <= opset_version <= MAX_OPSET:
@@ -133,7 +137,7 @@ def export_model(
     ``calib_num`` / ``fallback_num`` are accepted, unused, as in FunASR.
     """
     out = Path(output_dir) if output_dir else default_output_dir(Path(task.cfg["model_dir"]))
-    check_export_args(type, quantize, weight_type, opset_version, out, **options)
+    check_export_args(type, quantize, weight_type, opset_version, out, fp16, **options)
     created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from funasr.config import resolve_model_dir
 from funasr.errors import CheckpointError, FunASRError
 from funasr.hub import resolve_model
 from funasr.models import load_checkpoint
-from funasr.options import check_constructor_args, check_device, check_threads
+from funasr.options import check_constructor_args, check_device, check_flags, check_threads
 from funasr.runner import Runner
 from funasr.tasks import frontend_and_tokenizer, make_task
 
@@ -66,9 +66,10 @@ class AutoModel(Runner):
         disable_pbar: bool = False,
         **kwargs: Any,
     ) -> None:
-        if model is None:
+        if model is None or not str(model).strip():
             raise FunASRError("AutoModel needs model=...: a model name such as 'paraformer-zh', a hub id or a local directory")
         check_device(device)
+        check_flags(fp16=fp16, bf16=bf16)
         ncpu = check_threads("ncpu", ncpu)
         defaults = check_constructor_args(kwargs, vad_kwargs, punc_kwargs, batch_size=batch_size, disable_pbar=disable_pbar)
         if ncpu:

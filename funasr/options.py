@@ -67,6 +67,12 @@ def _flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def check_flags(**flags: Any) -> None:
+    """Raise OptionError unless every value is True or False (1 and 0 included)."""
+    for name, value in flags.items():
+        _flag(name, value)
+
+
 def check_device(device: Any) -> Optional[str]:
     """A device string such as ``cpu``, ``cuda`` or ``cuda:1`` (None: the default)."""
     if device is None:

@@ -79,7 +79,8 @@ def test_bad_generate_values_raise_option_error(name, kwargs, message, tmp_path)
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"device": "bogus"}, "device='bogus'"), ({"ncpu": -1}, "ncpu=-1"), ({"batch_size": 0}, "batch_size=0"),
-     ({"max_single_segment_time": -1}, "max_single_segment_time=-1"), ({"vad_kwargs": {"max_end_silence_time": "x"}}, "max_end_silence_time='x'")],
+     ({"max_single_segment_time": -1}, "max_single_segment_time=-1"), ({"vad_kwargs": {"max_end_silence_time": "x"}}, "max_end_silence_time='x'"),
+     ({"fp16": "no"}, "fp16='no'"), ({"bf16": "false"}, "bf16='false'")],
 )
 def test_bad_constructor_values_raise_option_error(kwargs, message):
     with pytest.raises(OptionError, match=message):
@@ -241,6 +242,13 @@ def test_onnx_runtime_checks_the_same_arguments(tmp_path):
     assert out[0]["value"] and set(out[1]) == {"key", "error"}
     with pytest.raises(OptionError, match="device='bogus'"):
         funasr_onnx.AutoModel(model=folder, device="bogus")
+    with pytest.raises(OptionError, match="quantize='no'"):
+        funasr_onnx.AutoModel(model=folder, quantize="no")
+    for empty in ("", " "):
+        with pytest.raises(FunASRError, match="needs model="):
+            funasr_onnx.AutoModel(model=empty)
+        with pytest.raises(FunASRError, match="needs model="):
+            AutoModel(model=empty)
 
 
 # ---- keys a list file can hold: files stay writable and the Kaldi files one line per result ---------

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from funasr.errors import FunASRError
-from funasr.options import check_constructor_args, check_threads
+from funasr.options import check_constructor_args, check_flags, check_threads
 from funasr.runner import Runner
 from funasr.tasks import make_task
 from funasr_onnx.session import exported_parts
@@ -44,8 +44,9 @@ class AutoModel(Runner):
         disable_pbar: bool = False,
         **kwargs: Any,
     ) -> None:
-        if model is None:
+        if model is None or not str(model).strip():
             raise FunASRError("AutoModel needs model=...: an exported model folder (see funasr-export)")
+        check_flags(quantize=quantize)
         defaults = check_constructor_args(kwargs, vad_kwargs, punc_kwargs, batch_size=batch_size, disable_pbar=disable_pbar)
         session = {
             "quantize": quantize,

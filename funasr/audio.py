@@ -93,7 +93,7 @@ def read_list_file(path: Path) -> list[Source]:
     """Entries of ``wav.scp`` / ``.txt`` (``key value`` or ``value`` lines), ``.jsonl`` (``key``/``source``
     objects) or ``.json`` (an array of such objects or of paths); a malformed entry becomes a ``Source`` with its error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark (Windows editors) is not part of the first key
     except (OSError, UnicodeDecodeError) as e:
         raise AudioError(f"cannot read the list file {path}: {e}") from e
     if path.suffix == ".json" and text.lstrip().startswith("["):
@@ -107,7 +107,7 @@ def read_list_file(path: Path) -> list[Source]:
         line = line.strip()
         if not line:
             continue
-        if path.suffix in (".jsonl", ".json") and line.startswith(("{", "[")):
+        if path.suffix in (".jsonl", ".json") and line.startswith(("{", "[", '"')):
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -414,7 +414,7 @@ def text_sources(data: Any) -> tuple[list[TextItem], bool]:
             raise AudioError(f"text list file {data} does not exist; check the path (or pass the text itself)")
     if path is not None and path.suffix in (".txt", ".scp", ".text") and path.is_file():
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise AudioError(f"cannot read the text list file {data}: {e}") from e
         items = []

@@ -29,7 +29,7 @@ class Tokenizer(Protocol):
 def _read_url(url: str) -> str:
     data = fetch_url(url, "hotword list", HotwordError)
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise HotwordError(f"the hotword list {url} is not UTF-8 text: {e}; it must hold one hotword per line") from e
 
@@ -38,7 +38,7 @@ def _read_file(path: str) -> str:
     if not os.path.isfile(path):
         raise HotwordError(f"hotword file {path} does not exist; pass an existing .txt file (one hotword per line) or a space-separated string")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             return f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise HotwordError(f"cannot read hotword file {path}: {e}; it must be UTF-8 text, one hotword per line") from e

@@ -185,6 +185,16 @@ def test_json_array_list_file(tmp_path):
     assert [r["key"] for r in out] == ["a", "sample"] and all(r["value"] for r in out)
 
 
+def test_list_files_saved_with_a_byte_order_mark(tmp_path):
+    wav = str(AUDIO / "example.wav")
+    (tmp_path / "wav.scp").write_text(f"k1 {wav}\r\n", encoding="utf-8-sig")
+    (tmp_path / "list.jsonl").write_text(json.dumps({"key": "j1", "source": wav}) + "\n" + json.dumps(wav) + "\n", encoding="utf-8-sig")
+    (tmp_path / "texts.txt").write_text("t1 今天天气不错\n", encoding="utf-8-sig")
+    out = _model("fsmn-vad").generate([str(tmp_path / "wav.scp"), str(tmp_path / "list.jsonl")])
+    assert [r["key"] for r in out] == ["k1", "j1", "example"] and all(r["value"] for r in out)
+    assert _model("ct_punc_tiny").generate(str(tmp_path / "texts.txt"))[0]["key"] == "t1"
+
+
 def test_punctuation_inputs_that_are_not_text(tmp_path):
     punc = _model("ct_punc_tiny")
     with pytest.raises(AudioError, match="missing.txt"):

@@ -157,6 +157,12 @@ def test_hotwords_that_are_not_text(hotword):
         read_hotwords(hotword)
 
 
+def test_hotword_file_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "hot.txt"
+    path.write_text("魔搭\n达摩院\n", encoding="utf-8-sig")
+    assert read_hotwords(str(path)) == ["魔搭", "达摩院"]
+
+
 def test_hotwords_that_are_not_text_in_generate():
     model = auto("seaco_paraformer_tiny")
     for hotword in (5, ["x", 5], b"x", {"x": 1}):

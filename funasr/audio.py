@@ -420,8 +420,10 @@ def text_sources(data: Any) -> tuple[list[TextItem], bool]:
         items = []
         for line in lines:
             parts = line.strip().split(maxsplit=1)
-            if parts:
-                items.append(TextItem(parts[0], parts[1] if len(parts) > 1 else ""))
+            if len(parts) == 2:
+                items.append(TextItem(parts[0], parts[1]))
+            elif parts:  # a line without a key is the text, keyed by its content (FunASR: a random key)
+                items.append(TextItem(content_key(parts[0].encode("utf-8")), parts[0]))
         return _distinct_keys(items), False
     return [TextItem(content_key(data.encode("utf-8")), data)], True
 

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -193,6 +194,15 @@ def test_list_files_saved_with_a_byte_order_mark(tmp_path):
     out = _model("fsmn-vad").generate([str(tmp_path / "wav.scp"), str(tmp_path / "list.jsonl")])
     assert [r["key"] for r in out] == ["k1", "j1", "example"] and all(r["value"] for r in out)
     assert _model("ct_punc_tiny").generate(str(tmp_path / "texts.txt"))[0]["key"] == "t1"
+
+
+def test_text_list_lines_without_a_key_are_punctuated(tmp_path):
+    listing = tmp_path / "plain.txt"
+    listing.write_text("今天天气不错我们去学习\nk2 跨境河流是养育沿岸人民的生命之源\n", encoding="utf-8")
+    out = _model("ct_punc_tiny").generate(str(listing))
+    words = [re.sub(r"\W", "", r["text"].replace("<unk>", "")) for r in out]
+    assert out[0]["key"].startswith("rand_key_") and words[0] == "今天天气不错我们去学习"
+    assert out[1]["key"] == "k2" and words[1] == "跨境河流是养育沿岸人民的生命之源"
 
 
 def test_punctuation_inputs_that_are_not_text(tmp_path):

@@ -21,9 +21,10 @@ import re
 import unicodedata
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable, Optional, TextIO, Union
+from typing import Any, Callable, Iterable, Optional, TextIO, Union
 
 from funasr.cjk import HAN_EXT_A, char_class
+from funasr.errors import OptionError
 from funasr.options import check_formats
 from funasr.sentences import join_units
 
@@ -141,11 +142,11 @@ def kaldi_key(key: str) -> str:
     return re.sub(r"\s", "_", key) or "_"
 
 
-def _unique(names: dict[str, str], key: str, name: str) -> str:
-    """``names[key]``, set on first use to ``name``, suffixed ``_1``, ``_2``, … where another key already has it."""
+def _unique(names: dict[str, str], key: str, name: str, blocked: Callable[[str], bool] = lambda name: False) -> str:
+    """``names[key]``, set on first use to ``name``, suffixed ``_1``, ``_2``, … where another key already has it (or ``blocked``)."""
     if key not in names:
         taken, candidate, n = set(names.values()), name, 0
-        while candidate in taken:
+        while candidate in taken or blocked(candidate):
             n += 1
             candidate = f"{name}_{n}"
         names[key] = candidate
@@ -161,6 +162,11 @@ class OutputWriter:
         self._files: dict[str, TextIO] = {}
         self._stems: dict[str, str] = {}  # key -> file stem, unique within the run
         self._kaldi_keys: dict[str, str] = {}  # key -> its 1best_recog field, unique within the run
+        kaldi = self.output_dir / KALDI_DIR
+        try:  # before any work: a file in the way fails the call now, not after the last input
+            kaldi.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OptionError(f"output_dir={str(output_dir)!r}: cannot create {kaldi} ({e.strerror or e}); remove what is in the way") from e
 
     def __enter__(self) -> "OutputWriter":
         return self
@@ -203,7 +209,11 @@ class OutputWriter:
 
     def stem(self, key: str) -> str:
         """The file stem of ``key``: ``file_stem(key)``, suffixed where another key of this run already has it."""
-        return _unique(self._stems, key, file_stem(key))
+        return _unique(self._stems, key, file_stem(key), self._is_folder)
+
+    def _is_folder(self, stem: str) -> bool:
+        """Whether a folder already holds one of the file names of ``stem`` (the stem is then skipped)."""
+        return any((self.output_dir / f"{stem}.{fmt}").is_dir() for fmt in self.formats)
 
     def close(self) -> None:
         """Close the ``1best_recog`` files."""

@@ -225,6 +225,18 @@ def test_output_dir_that_is_a_file_fails_before_work(tmp_path):
             _model("fsmn-vad").generate(str(AUDIO / "example.wav"), output_dir=str(output_dir))
 
 
+def test_files_in_the_way_inside_output_dir(tmp_path):
+    wavs = [str(AUDIO / "example.wav"), str(AUDIO / "sample.wav")]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1best_recog").write_text("x")
+    with pytest.raises(OptionError, match="1best_recog"):
+        _model("fsmn-vad").generate(wavs, output_dir=str(tmp_path / "a"), formats="json")
+    (tmp_path / "b" / "example.json").mkdir(parents=True)
+    out = _model("fsmn-vad").generate(wavs, output_dir=str(tmp_path / "b"), formats="json")
+    assert json.loads((tmp_path / "b" / "example_1.json").read_text(encoding="utf-8"))["key"] == out[0]["key"]
+    assert (tmp_path / "b" / "sample.json").is_file()
+
+
 def test_cli_output_dir_that_is_a_file_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

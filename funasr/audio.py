@@ -119,6 +119,8 @@ def read_list_file(path: Path) -> list[Source]:
             sources.append(Source(parts[0], _relative_to(parts[1].strip(), path.parent)))
         else:
             sources.append(Source(Path(parts[0]).stem, _relative_to(parts[0], path.parent)))
+    if not sources:
+        log.warning("the list file %s lists no inputs", path)
     return sources
 
 
@@ -424,6 +426,8 @@ def text_sources(data: Any) -> tuple[list[TextItem], bool]:
                 items.append(TextItem(parts[0], parts[1]))
             elif parts:  # a line without a key is the text, keyed by its content (FunASR: a random key)
                 items.append(TextItem(content_key(parts[0].encode("utf-8")), parts[0]))
+        if not items:
+            log.warning("the text list file %s lists no texts", data)
         return _distinct_keys(items), False
     return [TextItem(content_key(data.encode("utf-8")), data)], True
 

@@ -205,6 +205,14 @@ def test_text_list_lines_without_a_key_are_punctuated(tmp_path):
     assert out[1]["key"] == "k2" and words[1] == "跨境河流是养育沿岸人民的生命之源"
 
 
+def test_an_empty_list_file_is_named_in_a_warning(tmp_path, caplog):
+    for name, model in (("wav.scp", "fsmn-vad"), ("texts.txt", "ct_punc_tiny")):
+        (tmp_path / name).write_text("\n", encoding="utf-8")
+        with caplog.at_level(logging.WARNING):
+            assert _model(model).generate(str(tmp_path / name)) == []
+        assert f"{tmp_path / name} lists no" in caplog.text
+
+
 def test_punctuation_inputs_that_are_not_text(tmp_path):
     punc = _model("ct_punc_tiny")
     with pytest.raises(AudioError, match="missing.txt"):

@@ -101,6 +101,13 @@ def check_formats(formats: Any) -> tuple[str, ...]:
     return names
 
 
+def check_cache(cache: Any) -> dict:
+    """A streaming ``cache=``: a dict, kept by the caller between the calls of one stream."""
+    if not isinstance(cache, dict):
+        raise _fail("cache", cache, "pass a dict (start with {}) that is kept between the calls of one stream")
+    return cache
+
+
 def check_output_dir(output_dir: Any) -> Optional[Path]:
     """The output folder, created now (with its parents) and checked writable, so no work is lost at the end."""
     if output_dir is None or output_dir == "":
@@ -188,9 +195,7 @@ class VADCallOptions:
             if kw.get("chunk_size") is not None:
                 out["chunk_size"] = _number("chunk_size", kw["chunk_size"], minimum=MIN_CHUNK_MS)
             if kw.get("cache") is not None:
-                if not isinstance(kw["cache"], dict):
-                    raise _fail("cache", kw["cache"], "pass a dict (start with {}) that is kept between the calls of one stream")
-                out["cache"] = kw["cache"]
+                out["cache"] = check_cache(kw["cache"])
             for k in ("is_final", "is_streaming_input"):
                 if kw.get(k) is not None:
                     out[k] = _flag(k, kw[k])
@@ -253,11 +258,14 @@ class PuncOptions:
 
     split_size: int = 20
     return_raw_text: bool = False
+    cache: Optional[dict] = None  # realtime punctuation: the dict kept between the calls of one text stream
 
     @classmethod
-    def parse(cls, kw: dict[str, Any]) -> "PuncOptions":
-        """Checked options from ``kw``."""
+    def parse(cls, kw: dict[str, Any], stream: bool = False) -> "PuncOptions":
+        """Checked options from ``kw``; ``stream`` (punctuation is the main model) reads ``cache``."""
         out: dict[str, Any] = {}
+        if stream and kw.get("cache") is not None:
+            out["cache"] = check_cache(kw["cache"])
         if kw.get("split_size") is not None:
             out["split_size"] = _number("split_size", kw["split_size"], integer=True, positive=True)
         if kw.get("return_raw_text") is not None:
@@ -294,7 +302,7 @@ class GenerateOptions:
         unknown = sorted(k for k in kw if k not in KNOWN_ARGS and k not in REFERENCE_ARGS and k not in SWITCHES)
         if unknown:
             log.warning("ignoring unknown generate() argument(s): %s", ", ".join(unknown))
-        ignored = [k for k in VAD_STREAM_ARGS if kind != "vad" and kw.get(k) is not None]
+        ignored = [k for k in VAD_STREAM_ARGS if kind != "vad" and kw.get(k) is not None and (kind, k) != ("punc", "cache")]
         if ignored:
             log.warning("ignoring %s: streaming arguments of a VAD (or streaming ASR) model; %s runs whole inputs",
                         ", ".join(ignored), "the VAD here" if with_vad else "this model")
@@ -303,7 +311,7 @@ class GenerateOptions:
             asr=ASROptions.parse(kw),
             vad=VADCallOptions.parse(kw, stream=kind == "vad"),
             pipeline=PipelineOptions.parse(kw),
-            punc=PuncOptions.parse(kw),
+            punc=PuncOptions.parse(kw, stream=kind == "punc"),
         )
 
 

@@ -95,9 +95,10 @@ class Runner:
     def results(self, sources: list, single: bool, opts: GenerateOptions) -> Iterator[dict]:
         """One result per source, in order, as they are ready."""
         fs = opts.run.fs
-        if self.kind == "vad" and opts.vad.cache is not None and len(sources) != 1:
+        cache = {"vad": opts.vad.cache, "punc": opts.punc.cache}.get(self.kind)
+        if cache is not None and len(sources) != 1:
             raise OptionError(
-                f"cache= holds one VAD stream, but the input has {len(sources)} items; "
+                f"cache= holds one {self.kind.upper()} stream, but the input has {len(sources)} items; "
                 "call generate() once per stream (one input, one cache dict each)"
             )
         if self.kind == "asr":

@@ -82,3 +82,22 @@ def stream_in_cache(cache: dict, kind: type[S], create: Callable[[], S]) -> S:
     elif not isinstance(stream, kind):
         raise OptionError(f"cache holds a {type(stream).__name__}, not a {kind.__name__}: use one cache dict per model")
     return stream
+
+
+@dataclass
+class PuncStream:
+    """One text stream through realtime punctuation: the words carried to the next call, and text not punctuated yet."""
+
+    pre_text: list[str] = field(default_factory=list)  # FunASR's cache["pre_text"]: the words after the last sentence end
+    pending: list[str] = field(default_factory=list)  # pieces accepted since the last decode
+
+    def accept_text(self, text: str) -> None:
+        """Append a piece of text (e.g. an ASR result) to what the next decode punctuates."""
+        if not isinstance(text, str):
+            raise FunASRError(f"accept_text({text!r}): pass a str")
+        self.pending.append(text)
+
+    def take_pending(self) -> str:
+        """The pieces accepted since the last decode, joined by spaces (and forgotten)."""
+        text, self.pending = " ".join(self.pending), []
+        return text

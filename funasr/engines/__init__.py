@@ -66,6 +66,13 @@ class PuncNet(Protocol):
         """Token ids (L,) int64 -> punctuation class per token (L,)."""
 
 
+class RealtimePuncNet(Protocol):
+    """A realtime punctuation network: windows whose first ``vad_index`` words were carried from an earlier call."""
+
+    def predict_batch(self, windows: list[np.ndarray], vad_indexes: list[int]) -> list[np.ndarray]:
+        """Token id windows (L_i,) int64 and their VAD indexes -> punctuation class per token (L_i,) of each, in one batch."""
+
+
 class VADNet(Protocol):
     """A streaming VAD network: per-frame silence posteriors, the FSMN cache carried explicitly."""
 

@@ -91,11 +91,15 @@ class EncoderExport(nn.Module):
     def forward(self, xs: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         xs = xs.to(self.after_norm.weight.dtype)  # float32 features into a float16 encoder
         valid = length_mask(lens, xs.shape[1])  # (B, T)
-        mask, bias = valid[..., None].to(xs.dtype), key_bias(valid, xs.dtype)
+        bias = key_bias(valid, xs.dtype)
+        return self.run_layers(xs, valid[..., None].to(xs.dtype), [bias] * (len(self.encoders0) + len(self.encoders)))
+
+    def run_layers(self, xs: torch.Tensor, mask: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
+        """Scale, position-encode and run every layer with its own additive attention bias; ``mask`` (B, T, 1) valid frames."""
         xs = xs * self.scale
         if self.position_encoding:
             xs = xs + sinusoidal_encoding(xs.shape[1], xs.shape[2], xs.device).to(xs.dtype)
-        for layer in (*self.encoders0, *self.encoders):
+        for layer, bias in zip((*self.encoders0, *self.encoders), biases):
             xs = layer(xs, mask, bias)
         return self.after_norm(xs) * mask
 

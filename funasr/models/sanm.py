@@ -100,14 +100,15 @@ def fsmn_memory(block: DepthwiseConvMemory, x: torch.Tensor, mask: Optional[torc
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, key_mask: Optional[torch.Tensor]) -> torch.Tensor:
     """Scaled dot-product attention over ``heads``: q (B, Tq, D), k/v (B, Tk, D) -> (B, Tq, D).
 
-    ``key_mask``: (B, Tk) bool, True on valid keys, or None when every key is valid.
+    ``key_mask``: bool, True where attention is allowed: (B, Tk) for every query alike, (B, Tq, Tk)
+    per query, or None when every key is valid.
     """
     b, tq, d = q.shape
     tk = k.shape[1]
     qh = q.view(b, tq, heads, d // heads).transpose(1, 2)
     kh = k.view(b, tk, heads, d // heads).transpose(1, 2)
     vh = v.view(b, tk, heads, d // heads).transpose(1, 2)
-    attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+    attn_mask = None if key_mask is None else key_mask[:, None] if key_mask.dim() == 3 else key_mask[:, None, None, :]
     out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=attn_mask)
     return out.transpose(1, 2).reshape(b, tq, d)
 
@@ -125,7 +126,7 @@ class MultiHeadedAttentionSANM(nn.Module):
         self.fsmn_block = DepthwiseConvMemory(n_feat, kernel_size, sanm_shfit)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """x (B, T, in) -> (B, T, n_feat); ``mask`` (B, T, 1) float, ``key_mask`` (B, T) bool (None: no padding)."""
+        """x (B, T, in) -> (B, T, n_feat); ``mask`` (B, T, 1) float, ``key_mask`` (B, T) or (B, T, T) bool (None: no padding)."""
         q, k, v = self.linear_q_k_v(x).chunk(3, dim=-1)
         memory = fsmn_memory(self.fsmn_block, v, mask)
         return self.linear_out(attend(q, k, v, self.h, key_mask)) + memory
@@ -209,12 +210,17 @@ class SANMEncoder(nn.Module):
         else:
             key_mask = length_mask(lens, t)
             mask = key_mask[:, :, None].to(xs.dtype)
+        return self.run_layers(xs, mask, [key_mask] * (len(self.encoders0) + len(self.encoders))), lens
+
+    def run_layers(self, xs: torch.Tensor, mask: Optional[torch.Tensor], attn_masks: list[Optional[torch.Tensor]]) -> torch.Tensor:
+        """Scale, position-encode and run every layer with its own attention mask (see ``attend``): (B, T, in) -> (B, T, out).
+
+        ``mask`` (B, T, 1) float marks the valid frames (None: all are); the output is zero past them.
+        """
         xs = xs * self._output_size**0.5
         if self.embed is not None:
             xs = self.embed(xs)
-        for layer in self.encoders0:
-            xs = layer(xs, mask, key_mask)
-        for layer in self.encoders:
-            xs = layer(xs, mask, key_mask)
+        for layer, attn_mask in zip([*self.encoders0, *self.encoders], attn_masks):
+            xs = layer(xs, mask, attn_mask)
         xs = self.after_norm(xs)
-        return (xs if mask is None else xs * mask), lens
+        return xs if mask is None else xs * mask

@@ -1,6 +1,7 @@
-"""Punctuation task: texts in, ``{"key", "text", "punc_array"}`` out (FunASR's CT-Transformer output).
+"""Punctuation tasks: texts in, ``{"key", "text", "punc_array"}`` out (FunASR's CT-Transformer output).
 
-The network is a punctuation engine (``funasr.engines.PuncNet``, PyTorch or onnxruntime).
+``PuncTask`` punctuates whole texts; ``RealtimePuncTask`` continues a text stream call by call.
+The network is a punctuation engine (``funasr.engines.PuncNet`` / ``RealtimePuncNet``, PyTorch or onnxruntime).
 """
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from funasr.audio import TextItem
-from funasr.engines import PuncNet
-from funasr.errors import ConfigError
+from funasr.engines import PuncNet, RealtimePuncNet
+from funasr.errors import ConfigError, OptionError
 from funasr.models.ct_transformer import text as rules
+from funasr.models.ct_transformer_streaming import text as realtime
 from funasr.options import PuncOptions
+from funasr.streaming import PuncStream, stream_in_cache
 
 
 class PuncTask:
@@ -51,3 +54,57 @@ class PuncTask:
         if self.jieba is not None:
             punc_array = rules.expand_to_chars(words, punc_array)
         return {"key": item.key, "text": text, "punc_array": punc_array}
+
+
+class RealtimePuncTask(PuncTask):
+    """FunASR's realtime punctuation (``CTTransformerStreaming``): each call's text continues the stream's earlier ones.
+
+    All state lives in a ``funasr.streaming.PuncStream`` (``create_stream``, ``stream.accept_text``,
+    ``decode_stream`` / ``decode_streams``, the latter batching the streams' windows); FunASR's
+    ``generate(input=piece, cache={})`` keeps one in the dict. Words are characters and ASCII
+    runs (no jieba, as in FunASR).
+    """
+
+    net: RealtimePuncNet
+
+    def __call__(self, items: list[TextItem], options: PuncOptions = PuncOptions()) -> list[dict[str, Any]]:
+        """Punctuate each item; with ``options.cache`` (one item per call) the text continues the cached stream."""
+        if options.cache is None:
+            streams = [self.create_stream() for _ in items]
+        elif len(items) != 1:
+            raise OptionError(f"realtime punctuation with cache= takes one text per call, got {len(items)}; call once per piece")
+        else:
+            streams = [stream_in_cache(options.cache, PuncStream, PuncStream)]
+        for stream, item in zip(streams, items):
+            stream.accept_text(item.text)
+        return [{"key": item.key, **out} for item, out in zip(items, self.decode_streams(streams, options.split_size))]
+
+    def create_stream(self) -> PuncStream:
+        """A new text stream (nothing carried)."""
+        return PuncStream()
+
+    def decode_stream(self, stream: PuncStream, split_size: int = 20) -> dict[str, Any]:
+        """Punctuate the text accepted since the last decode: ``{"text", "punc_array"}`` (FunASR's per-call result)."""
+        return self.decode_streams([stream], split_size)[0]
+
+    def decode_streams(self, streams: list[PuncStream], split_size: int = 20) -> list[dict[str, Any]]:
+        """``decode_stream`` of each stream, their windows batched into one network call per round.
+
+        A stream given no text since its last decode gets ``{"text": "", "punc_array": []}`` and is left as it is.
+        """
+        idle = {i for i, s in enumerate(streams) if not s.pending}
+        out = iter(self._decode([s for i, s in enumerate(streams) if i not in idle], split_size))
+        return [{"text": "", "punc_array": []} if i in idle else next(out) for i in range(len(streams))]
+
+    def _decode(self, streams: list[PuncStream], split_size: int) -> list[dict[str, Any]]:
+        words = [realtime.call_words(s.pre_text, s.take_pending()) for s in streams]
+        steps = [rules.label_windows(w, self.tokenizer.tokens2ids(w), self.punc_list, split_size, self.sentence_end_id) for w in words]
+        carried = [len(s.pre_text) for s in streams]
+        windows = rules.run_windows(steps, lambda which, ids: self.net.predict_batch(ids, [carried[i] for i in which]))
+        out = []
+        for stream, n, wins in zip(streams, carried, windows):
+            result = realtime.assemble_call(n, wins, self.punc_list)
+            if result.pre_text is not None:
+                stream.pre_text = result.pre_text
+            out.append({"text": result.text, "punc_array": result.punc_array})
+        return out

@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Generator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -106,6 +106,22 @@ def punctuate_words(
     sentence_end_id: int = 3,
 ) -> list[Window]:
     """Label ``words`` window by window; ``predict`` maps token ids (L,) to class ids (L,)."""
+    steps = label_windows(words, ids, punc_list, split_size, sentence_end_id)
+    return run_windows([steps], lambda which, windows: [predict(windows[0])])[0]
+
+
+WindowSteps = Generator[np.ndarray, np.ndarray, list[Window]]
+
+
+def label_windows(
+    words: Sequence[str], ids: Sequence[int], punc_list: Sequence[str], split_size: int = 20, sentence_end_id: int = 3
+) -> WindowSteps:
+    """:func:`punctuate_words` step by step: yields each window's token ids (L,), is sent their class ids (L,), returns the windows.
+
+    Each window holds ``split_size`` new words after the words carried from the window before
+    (those after its last sentence end), so several texts can be labelled side by side, their
+    windows batched (see :func:`run_windows`).
+    """
     if split_size < 1:
         raise ValueError(f"split_size must be at least 1, got {split_size}")
     n = len(words)
@@ -116,7 +132,7 @@ def punctuate_words(
     for k, start in enumerate(bounds):
         win_words = carry_words + list(words[start : start + split_size])
         win_ids = carry_ids + [int(i) for i in ids[start : start + split_size]]
-        puncs = [int(p) for p in predict(np.asarray(win_ids, dtype=np.int64))]
+        puncs = [int(p) for p in (yield np.asarray(win_ids, dtype=np.int64))]
         if k == len(bounds) - 1:
             windows.append(Window(win_words, puncs))
             break
@@ -127,6 +143,34 @@ def punctuate_words(
         carry_words, carry_ids = win_words[end + 1 :], win_ids[end + 1 :]
         windows.append(Window(win_words[: end + 1], puncs[: end + 1]))
     return windows
+
+
+def run_windows(
+    steps: Sequence[WindowSteps], predict_batch: Callable[[list[int], list[np.ndarray]], list[np.ndarray]]
+) -> list[list[Window]]:
+    """Drive several :func:`label_windows` side by side; the windows of each.
+
+    Each round the next window of every unfinished text goes to ``predict_batch(which, windows)``
+    (``which``: the texts' positions in ``steps``; ``windows``: their token ids (L_i,)), which
+    returns the class ids (L_i,) of each.
+    """
+    done: dict[int, list[Window]] = {}
+    todo: dict[int, np.ndarray] = {}
+
+    def advance(i: int, classes: Optional[np.ndarray]) -> None:
+        try:
+            todo[i] = next(steps[i]) if classes is None else steps[i].send(classes)
+        except StopIteration as end:
+            todo.pop(i, None)
+            done[i] = end.value
+
+    for i in range(len(steps)):
+        advance(i, None)
+    while todo:
+        which = list(todo)
+        for i, classes in zip(which, predict_batch(which, [todo[i] for i in which])):
+            advance(i, classes)
+    return [done[i] for i in range(len(steps))]
 
 
 def _sentence_cut(puncs: list[int], punc_list: Sequence[str], too_long: bool) -> Optional[int]:

@@ -7,7 +7,7 @@ reference runtime's class names are kept as aliases.
 from funasr.audio import TextItem
 from funasr_onnx.asr import Paraformer
 from funasr_onnx.auto_model import AutoModel
-from funasr_onnx.punc import CTTransformer
+from funasr_onnx.punc import CTTransformer, CTTransformerRealtime
 from funasr_onnx.session import SessionConfig
 from funasr_onnx.vad import FsmnVAD
 
@@ -15,6 +15,7 @@ from funasr_onnx.vad import FsmnVAD
 SeacoParaformer = ContextualParaformer = BiCifParaformer = Paraformer
 Fsmn_vad = FsmnVAD
 CT_Transformer = CTTransformer
+CT_Transformer_VadRealtime = CTTransformerRealtime
 
 __version__ = "0.1.0"
 
@@ -22,7 +23,9 @@ __all__ = [
     "AutoModel",
     "BiCifParaformer",
     "CTTransformer",
+    "CTTransformerRealtime",
     "CT_Transformer",
+    "CT_Transformer_VadRealtime",
     "ContextualParaformer",
     "FsmnVAD",
     "Fsmn_vad",

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
 from funasr.errors import ConfigError
+from funasr.hotword import seg_tokenize
 from funasr.registry import register
 
 
@@ -65,6 +66,12 @@ class CharTokenizer:
     def ids2tokens(self, ids: Iterable[int]) -> list[str]:
         """Token strings of ``ids``."""
         return [self.token_list[int(i)] for i in ids]
+
+    def text2tokens(self, text: str) -> list[str]:
+        """Tokens of a transcript: ``seg_dict`` pieces of its words when the model has one, else its characters (spaces dropped)."""
+        if self.seg_dict is not None:
+            return seg_tokenize(text.split(), self.seg_dict)
+        return [c for c in text if not c.isspace()]
 
     def tokens2ids(self, tokens: Iterable[str]) -> list[int]:
         """Ids of ``tokens``; unknown tokens map to the ``<unk>`` id."""

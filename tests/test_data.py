@@ -321,3 +321,19 @@ def test_loader_resumes_exactly(corpus, parts):
         assert want["keys"] == got["keys"]
         torch.testing.assert_close(want["speech"], got["speech"], rtol=0, atol=0)
         assert torch.equal(want["text"], got["text"])
+
+
+def test_funasr_cer_counts_hand_checked(tmp_path, capsys):
+    from funasr.bin import cer
+
+    (tmp_path / "ref").write_text("a 今天，天气好\nb hello world foo\nc 好\n", encoding="utf-8")
+    (tmp_path / "hyp").write_text("a 今天天汽好了<unk>\nb Hello, word foo bar\nx 多余\n", encoding="utf-8")
+    assert cer.main([str(tmp_path / "ref"), str(tmp_path / "hyp"), "--details"]) == 0
+    out = capsys.readouterr().out
+    # a: 汽 for 气 (sub), 了 inserted; b: "helloword foobar" vs "helloworldfoo": l deleted, b a r inserted; c: missing
+    assert "a CER 40.00 [ 2 / 5, 1 ins, 0 del, 1 sub ]" in out
+    assert "%CER 36.84 [ 7 / 19, 4 ins, 2 del, 1 sub ]" in out
+    # words: a [今天 天气好] vs [今天天汽好了]: 1 sub 1 del; b: world->word sub, bar ins; c: 1 del
+    assert "%WER 83.33 [ 5 / 6, 1 ins, 2 del, 2 sub ]" in out
+    assert "missing from the hypothesis: 1, not in the reference (ignored): 1" in out
+    assert cer.align(list("abc"), list("abc")).errors == 0 and cer.align([], list("ab")).ins == 2

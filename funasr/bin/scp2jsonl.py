@@ -5,15 +5,15 @@ import argparse
 import ast
 import logging
 import sys
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from funasr.bin.export import from_hydra_style
 from funasr.errors import FunASRError
 
 EXAMPLES = """\
 examples:
-  scp2jsonl ++scp_file_list='["wav.scp","text.txt"]' ++data_type_list='["source","target"]' ++jsonl_file_out=train.jsonl
-  scp2jsonl --scp-file-list wav.scp text.txt --jsonl-file-out train.jsonl
+  {prog} ++scp_file_list='["wav.scp","text.txt"]' ++data_type_list='["source","target"]' ++{option}=train.jsonl
+  {prog} --scp-file-list wav.scp text.txt --{dashed} train.jsonl
 """
 
 
@@ -30,7 +30,7 @@ def list_arg(values: Sequence[str]) -> list[str]:
 
 def parser(prog: str, description: str, jsonl_option: str) -> argparse.ArgumentParser:
     """The options both conversion commands take."""
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog=EXAMPLES.replace("scp2jsonl", prog),
+    p = argparse.ArgumentParser(prog=prog, description=description, epilog=EXAMPLES.format(prog=prog, option=jsonl_option.replace("-", "_"), dashed=jsonl_option),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scp-file-list", nargs="+", required=True, help="the Kaldi-style lists, e.g. wav.scp text.txt")
     p.add_argument("--data-type-list", nargs="+", default=["source", "target"],
@@ -49,19 +49,29 @@ def parse(p: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse
     return args
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``scp2jsonl``; returns the exit status."""
-    args = parse(parser("scp2jsonl", __doc__.split(": ", 1)[1], "jsonl-file-out"), argv)
+def run(prog: str, description: str, jsonl_option: str, convert: Callable[[argparse.Namespace], int], done: str,
+        argv: Optional[Sequence[str]]) -> int:
+    """Parse the arguments, run ``convert`` (which returns a line count), report; returns the exit status."""
+    args = parse(parser(prog, description, jsonl_option), argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        n = convert(args)
+    except (FunASRError, OSError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+    print(done.format(n=n, **vars(args)))
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
     from funasr.data.jsonl import scp2jsonl
 
-    try:
-        n = scp2jsonl(args.scp_file_list, args.data_type_list, args.jsonl_file_out)
-    except FunASRError as e:
-        print(f"scp2jsonl: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {n} lines to {args.jsonl_file_out}")
-    return 0
+    return scp2jsonl(args.scp_file_list, args.data_type_list, args.jsonl_file_out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``scp2jsonl``; returns the exit status."""
+    return run("scp2jsonl", __doc__.split(": ", 1)[1], "jsonl-file-out", _convert, "wrote {n} lines to {jsonl_file_out}", argv)
 
 
 if __name__ == "__main__":

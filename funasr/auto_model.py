@@ -11,7 +11,7 @@ from funasr import registry
 from funasr.config import resolve_model_dir
 from funasr.errors import CheckpointError, FunASRError
 from funasr.hub import resolve_model
-from funasr.models import load_checkpoint
+from funasr.models import build_network, load_checkpoint
 from funasr.options import check_constructor_args, check_device, check_flags, check_threads
 from funasr.runner import Runner
 from funasr.tasks import frontend_and_tokenizer, make_task
@@ -31,12 +31,7 @@ def build_task(
     cfg = resolve_model_dir(resolve_model(str(model), hub=hub, revision=revision), overrides)
     family = registry.family_of(cfg["model"])
     frontend, tokenizer = frontend_and_tokenizer(cfg)
-    with torch.device("meta"):  # no random init: every parameter comes from the checkpoint
-        net = registry.lookup(cfg["model"]).from_config(
-            cfg,
-            input_size=frontend.output_size() if frontend is not None else None,
-            vocab_size=len(tokenizer) if tokenizer is not None else None,
-        )
+    net = build_network(cfg, frontend, tokenizer, device="meta")  # no random init: every parameter comes from the checkpoint
     if not cfg.get("init_param"):
         raise CheckpointError(f"model directory {cfg['model_dir']} has no model.pt; pass init_param= or a complete directory")
     load_checkpoint(net, cfg["init_param"])

@@ -36,7 +36,9 @@ class Family:
     ``OnnxEngine(load, cfg)`` where ``load(name)`` loads an exported graph; ``graphs`` is
     ``graphs(module, frontend) -> list[ExportGraph]``; ``quantize_exclude`` are parts of
     MatMul node names that int8 export keeps float. ``always_bias`` (ASR): the network
-    biases with the hotword sentinel alone when given no hotwords.
+    biases with the hotword sentinel alone when given no hotwords. ``criterion`` (families that
+    train): the loss module, ``Criterion(model, cfg)`` with ``forward(batch) -> (loss, stats,
+    weight)``, imported by training only.
     """
 
     task: str
@@ -47,6 +49,7 @@ class Family:
     graphs: Optional[str] = None
     quantize_exclude: tuple[str, ...] = ()
     always_bias: bool = False
+    criterion: Optional[str] = None
 
 
 def resolve(ref: str) -> Any:

@@ -11,4 +11,8 @@ def __getattr__(name: str) -> Any:
         from funasr.models import checkpoint
 
         return getattr(checkpoint, name)
+    if name == "build_network":
+        from funasr.models.network import build_network
+
+        return build_network
     raise AttributeError(f"module 'funasr.models' has no attribute {name!r}")

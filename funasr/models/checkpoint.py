@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import Sequence, Union
 
 import torch
 from torch import nn
@@ -36,11 +36,19 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-def load_checkpoint(model: nn.Module, path: Union[str, Path]) -> None:
-    """Load ``path`` into ``model`` (which may be on the meta device); missing or mis-shaped keys raise CheckpointError."""
+def load_checkpoint(model: nn.Module, path: Union[str, Path], missing_ok: Sequence[str] = ()) -> list[str]:
+    """Load ``path`` into ``model``; missing or mis-shaped keys raise CheckpointError. Returns the keys left as they were.
+
+    Keys of ``model`` under the submodules named in ``missing_ok`` (training-only parts such as
+    ``ctc``) may be absent from the checkpoint: they keep their values. Keys the model does not
+    have are ignored. A model on the meta device takes the checkpoint's tensors themselves
+    (memory-mapped, no copy); any other model is copied into, keeping its device and dtype.
+    """
     state = read_state_dict(path)
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
+    optional = tuple(f"{name}." for name in missing_ok)
+    kept = [k for k in expected if k not in state and k.startswith(optional)]
+    missing = [k for k in expected if k not in state and not k.startswith(optional)]
     mismatched = [
         f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
         for k, v in expected.items()
@@ -53,13 +61,15 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path]) -> None:
         if mismatched:
             lines.append(f"  mis-shaped keys ({len(mismatched)}): " + "; ".join(mismatched[:20]))
         raise CheckpointError("\n".join(lines))
-    broken = [k for k in expected if not _all_finite(state[k])]
+    broken = [k for k in expected if k in state and not _all_finite(state[k])]
     if broken:
         raise CheckpointError(
             f"checkpoint {path} holds NaN or infinite weights in {len(broken)} tensor(s): "
             + ", ".join(broken[:20]) + (" ..." if len(broken) > 20 else "") + "; re-download or re-train the model"
         )
-    model.load_state_dict({k: state[k] for k in expected}, strict=True, assign=True)
+    meta = any(t.is_meta for t in expected.values())
+    model.load_state_dict({k: state[k] for k in expected if k in state}, strict=not kept, assign=meta)
+    return kept
 
 
 def _all_finite(tensor: torch.Tensor, piece: int = 1 << 22) -> bool:

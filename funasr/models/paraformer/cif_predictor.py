@@ -52,6 +52,20 @@ def gather_tokens(
     return out.view(b, slots, d)[:, :max_tokens]
 
 
+def prefix_fire(alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """alphas (B, T) -> (peaks, fire mask, remainder after each fire) from a float64 prefix sum.
+
+    Differentiable in ``alphas``: the remainder is the fractional part of the prefix sum.
+    """
+    prefix = torch.cumsum(alphas, dim=1, dtype=torch.float64).float()
+    floor = torch.floor(prefix)
+    prev = torch.cat([floor.new_zeros(floor.shape[0], 1), floor[:, :-1]], dim=1)
+    fire = floor > prev
+    peaks = fire.float() + prefix - floor
+    remain = peaks - torch.floor(peaks)
+    return peaks, fire, remain
+
+
 @register()
 class CifPredictorV2(nn.Module):
     """Conv1d + ReLU + Linear + sigmoid weights, a tail weight, then integrate-and-fire (threshold 1)."""
@@ -97,19 +111,17 @@ class CifPredictorV2(nn.Module):
 
     def fire(self, alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """alphas (B, T) -> (peaks, fire mask, remainder after each fire), as ``cif_v1``."""
-        prefix = torch.cumsum(alphas, dim=1, dtype=torch.float64).float()
-        floor = torch.floor(prefix)
-        prev = torch.cat([floor.new_zeros(floor.shape[0], 1), floor[:, :-1]], dim=1)
-        fire = floor > prev
-        peaks = fire.float() + prefix - floor
-        remain = peaks - torch.floor(peaks)
-        return peaks, fire, remain
+        return prefix_fire(alphas)
+
+    def masked_alphas(self, hidden: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output (B, T, D) zeroed past each length (in the predictor's dtype), and its alphas (B, T) float32."""
+        mask = length_mask(lens, hidden.shape[1])
+        hidden = hidden.to(self.cif_output.weight.dtype) * mask[..., None].to(self.cif_output.weight.dtype)
+        return hidden, self.frame_alphas(hidden, mask.float())
 
     def forward(self, hidden: torch.Tensor, lens: torch.Tensor) -> CifOutput:
         """Encoder output (B, T, D) and lengths (B,) -> token embeddings and CIF weights."""
-        mask = length_mask(lens, hidden.shape[1])
-        hidden = hidden.to(self.cif_output.weight.dtype) * mask[..., None].to(self.cif_output.weight.dtype)
-        alphas = self.frame_alphas(hidden, mask.float())
+        hidden, alphas = self.masked_alphas(hidden, lens)
         if self.tail_threshold > 0.0:
             hidden, alphas = self.with_tail(hidden, alphas, lens)
         token_num = torch.floor(alphas.sum(-1)).long()
@@ -161,6 +173,11 @@ class CifPredictorV3(CifPredictorV2):
 
     def upsampled_alphas(self, hidden: torch.Tensor, lens: torch.Tensor, token_num: torch.Tensor) -> torch.Tensor:
         """Timestamp weights (B, upsample_times·T) scaled so each item sums to its ``token_num``."""
+        alphas2 = self.raw_upsampled_alphas(hidden, lens)
+        return alphas2 * (token_num.float() / alphas2.sum(-1))[:, None]
+
+    def raw_upsampled_alphas(self, hidden: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """Timestamp weights (B, upsample_times·T) as the head gives them, zero past each length."""
         b, t, _ = hidden.shape
         mask = length_mask(lens, t)
         hidden = hidden.to(self.cif_output2.weight.dtype) * mask[..., None].to(self.cif_output2.weight.dtype)
@@ -174,6 +191,5 @@ class CifPredictorV3(CifPredictorV2):
             out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=up.shape[1])
         alphas2 = torch.sigmoid(self.cif_output2(out).squeeze(-1).float())
         alphas2 = torch.relu(alphas2 * self.smooth_factor2 - self.noise_threshold2)
-        alphas2 = alphas2 * mask.repeat_interleave(self.upsample_times, dim=1).float()
-        return alphas2 * (token_num.float() / alphas2.sum(-1))[:, None]
+        return alphas2 * mask.repeat_interleave(self.upsample_times, dim=1).float()
 

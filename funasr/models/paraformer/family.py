@@ -14,4 +14,5 @@ FAMILY = Family(
     onnx_engine="funasr.models.paraformer.onnx:ParaformerOnnx",
     graphs="funasr.models.paraformer.export:graphs",
     quantize_exclude=("output",),  # the decoder's output layer and the CIF weight layers stay float
+    criterion="funasr.models.paraformer.loss:ParaformerCriterion",
 )

@@ -337,3 +337,32 @@ def test_funasr_cer_counts_hand_checked(tmp_path, capsys):
     assert "%WER 83.33 [ 5 / 6, 1 ins, 2 del, 2 sub ]" in out
     assert "missing from the hypothesis: 1, not in the reference (ignored): 1" in out
     assert cer.align(list("abc"), list("abc")).errors == 0 and cer.align([], list("ab")).ins == 2
+
+
+def test_list_of_lists_relative_paths_and_measured_lengths(corpus, parts, tmp_path):
+    lines = (corpus / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    first = []
+    for line in lines[:3]:  # relative audio paths, no source_len: taken from the list's folder, measured
+        entry = json.loads(line)
+        entry["source"] = entry["source"].rsplit("/", 1)[1]
+        del entry["source_len"]
+        first.append(json.dumps(entry, ensure_ascii=False))
+    (corpus / "rel.jsonl").write_text("\n".join(first) + "\n", encoding="utf-8")
+    (tmp_path / "more.jsonl").write_text("\n".join(lines[3:5]) + "\n", encoding="utf-8")
+    (tmp_path / "data.list").write_text(f"{corpus / 'rel.jsonl'}\n{tmp_path / 'more.jsonl'}\n")
+    ds = AudioDataset(str(tmp_path / "data.list"), *parts)
+    full = AudioDataset(str(corpus / "train.jsonl"), *parts)
+    assert len(ds) == 5 and ds.bad_data() == {}
+    assert ds.index.source_len.tolist() == full.index.source_len[:5].tolist()
+    assert [ds[i]["key"] for i in range(5)] == [f"utt{i:02d}" for i in range(5)]
+    assert ds.index.where(3) == f"{tmp_path / 'more.jsonl'} line 1"
+
+
+def test_text2tokens_uses_the_seg_dict(tmp_path):
+    from funasr.tokenizer import CharTokenizer
+
+    (tmp_path / "seg_dict").write_text("hello hel@@ lo\nworld world\n你 你\n")
+    tok = CharTokenizer(["<blank>", "hel@@", "lo", "world", "你", "<unk>"], seg_dict=str(tmp_path / "seg_dict"))
+    assert tok.text2tokens("Hello world 你") == ["hel@@", "lo", "world", "你"]
+    assert tok.text2tokens("hello xyz") == ["hel@@", "lo", "<unk>"]
+    assert CharTokenizer(["a"]).text2tokens("今天 天气") == ["今", "天", "天", "气"]

@@ -197,7 +197,7 @@ def build_index(
                 if not raw.strip():
                     continue
                 entry, error = parse_line(raw)
-                lengths = _lengths(entry) if entry is not None else None
+                lengths = _lengths(entry, path) if entry is not None else None
                 if error:
                     problem: Optional[tuple[str, str]] = ("bad_json", error)
                 elif lengths is None:
@@ -233,13 +233,19 @@ def resolve_source(source: str, list_path: str) -> str:
     return beside if os.path.exists(beside) else source
 
 
-def _lengths(entry: dict) -> Optional[tuple[int, int]]:
-    """(source_len, target_len) of a jsonl object (1 and the text's length where absent), None if not numbers."""
+def _lengths(entry: dict, path: str) -> Optional[tuple[int, int]]:
+    """(source_len, target_len) of a jsonl object, None if not numbers; where absent, measured (audio header, text)."""
+    source, target = entry.get("source"), entry.get("target")
     try:
-        target = entry.get("target")
-        return int(entry.get("source_len", 1)), int(entry.get("target_len", text_length(target) if isinstance(target, str) else 0))
+        target_len = int(entry.get("target_len", text_length(target) if isinstance(target, str) else 0))
+        if "source_len" in entry:
+            return int(entry["source_len"]), target_len
     except (TypeError, ValueError):
         return None
+    try:
+        return samples_to_source_len(audio_samples(resolve_source(source, path))), target_len
+    except (FunASRError, OSError, TypeError):  # no readable audio: the dataset's checks report it
+        return 1, target_len
 
 
 def list_files(data_list: Union[str, Sequence[str]]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
@@ -57,12 +58,12 @@ def read_kaldi_list(path: Union[str, Path]) -> dict[str, str]:
     return out
 
 
-def scp2jsonl(scp_files: Sequence[str], data_types: Sequence[str], jsonl_out: str) -> int:
+def scp2jsonl(scp_files: Sequence[str], data_types: Sequence[str], jsonl_out: str, threads: int = 16) -> int:
     """Join Kaldi-style lists into a jsonl list (keys of the first list, in its order); returns the lines written.
 
-    A ``source`` value is an audio path whose ``source_len`` is measured; other types get
-    ``<type>_len`` = text_length. A missing or unreadable audio file, or a key absent from another
-    list, is warned about and left out.
+    A ``source`` value is an audio path whose ``source_len`` is measured (headers read by ``threads``
+    threads); other types get ``<type>_len`` = text_length. A missing or unreadable audio file, or a
+    key absent from another list, is warned about and left out.
     """
     if len(scp_files) != len(data_types):
         raise OptionError(
@@ -70,6 +71,9 @@ def scp2jsonl(scp_files: Sequence[str], data_types: Sequence[str], jsonl_out: st
             f"({list(data_types)}); give one type per file, e.g. ['source', 'target']"
         )
     lists = [read_kaldi_list(f) for f in scp_files]
+    sources = sorted({v for t, values in zip(data_types, lists) if t == "source" for v in values.values()})
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        measured = dict(zip(sources, pool.map(_measure, sources)))
     written = 0
     with open(jsonl_out, "w", encoding="utf-8") as out:
         for key in lists[0]:
@@ -79,10 +83,9 @@ def scp2jsonl(scp_files: Sequence[str], data_types: Sequence[str], jsonl_out: st
                     log.warning("%s: key %s is not in %s; left out", jsonl_out, key, path)
                     break
                 value = values[key]
-                try:
-                    length = samples_to_source_len(audio_samples(value)) if data_type == "source" else text_length(value)
-                except (FunASRError, OSError) as e:
-                    log.warning("%s: key %s: cannot read the audio %s (%s); left out", jsonl_out, key, value, e)
+                length = measured[value] if data_type == "source" else text_length(value)
+                if isinstance(length, str):
+                    log.warning("%s: key %s: cannot read the audio %s (%s); left out", jsonl_out, key, value, length)
                     break
                 line[data_type] = value
                 line[f"{data_type}_len"] = length
@@ -90,6 +93,14 @@ def scp2jsonl(scp_files: Sequence[str], data_types: Sequence[str], jsonl_out: st
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
                 written += 1
     return written
+
+
+def _measure(path: str) -> Union[int, str]:
+    """``source_len`` of an audio file, or why it cannot be read."""
+    try:
+        return samples_to_source_len(audio_samples(path))
+    except (FunASRError, OSError) as e:
+        return str(e)
 
 
 def jsonl2scp(jsonl_in: str, scp_files: Sequence[str], data_types: Sequence[str]) -> int:

@@ -162,6 +162,20 @@ def test_bad_data_is_reported_skipped_and_counted(corpus, parts, tmp_path, caplo
         assert b["speech"].shape[:2] == (len(b["keys"]), max(b["speech_lengths"].tolist(), default=0))
 
 
+def test_index_problems_are_reported_by_rank_0_only(corpus, parts, tmp_path, caplog, monkeypatch):
+    path = _write_bad_list(corpus, tmp_path)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    with caplog.at_level(logging.WARNING):
+        ds = AudioDataset(path, *parts)
+    assert "line 6" not in caplog.text and ds.bad_data()["empty_target"] == 1  # rank 1: counted, not repeated
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 0)
+    with caplog.at_level(logging.WARNING):
+        AudioDataset(path, *parts)
+    assert f"{path} line 6 (key empty)" in caplog.text
+
+
 def test_bad_data_counted_across_worker_processes(corpus, parts, tmp_path):
     ds, batches = _run(_write_bad_list(corpus, tmp_path), parts, num_workers=2)
     assert len([k for b in batches for k in b["keys"]]) == 13 and ds.bad_data() == BAD_COUNTS

@@ -23,6 +23,7 @@ import torch
 from funasr.audio import SAMPLE_RATE, Source, decode_source
 from funasr.data import IGNORE_ID
 from funasr.data.jsonl import JsonlIndex, build_index, list_files, resolve_source, samples_to_source_len
+from funasr.data.sampler import world
 from funasr.errors import FunASRError, OptionError
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,10 @@ class AudioDataset(torch.utils.data.Dataset):
         if any(not 0.5 <= s <= 2.0 for s in self.speeds):
             raise OptionError(f"speed_perturb={list(speed_perturb)} has a factor outside 0.5..2.0; use e.g. [0.9, 1.0, 1.1]")
         self.index: JsonlIndex = build_index(list_files(data_list), self._check)
+        level = logging.WARNING if world()[0] == 0 else logging.DEBUG  # every rank indexes the same lists: report once
         for r in self.index.rejected:
             if r.reason != "length_filter":
-                log.warning("%s line %d (key %s): %s; skipped", r.path, r.lineno, r.key or "?", r.message)
+                log.log(level, "%s line %d (key %s): %s; skipped", r.path, r.lineno, r.key or "?", r.message)
         self._failed = torch.zeros(len(self.index), dtype=torch.int8).share_memory_()
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         log.info("%s: %d utterances, %s", ", ".join(self.index.paths), len(self.index), self.bad_data() or "no bad data")

@@ -22,7 +22,7 @@ BATCH_TYPES = ("token", "length", "example")
 GLOBAL_SORT_SAMPLERS = ("EspnetStyleBatchSampler",)  # FunASR's sampler that sorts the whole list
 
 
-def _world() -> tuple[int, int]:
+def world() -> tuple[int, int]:
     """(rank, world size) of torch.distributed when initialised, else (0, 1)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -60,7 +60,7 @@ class BatchSampler(torch.utils.data.Sampler):
             raise OptionError(f"dataset_conf.batch_size={batch_size!r} must be a positive integer")
         if not isinstance(batch_size_sample_max, int) or batch_size_sample_max <= 0:
             raise OptionError(f"dataset_conf.batch_size_sample_max={batch_size_sample_max!r} must be a positive integer")
-        default_rank, default_world = _world()
+        default_rank, default_world = world()
         self.rank = default_rank if rank is None else int(rank)
         self.world_size = default_world if world_size is None else int(world_size)
         if not 0 <= self.rank < self.world_size:

@@ -110,6 +110,25 @@ def test_features_are_the_inference_features(corpus, parts):
     assert ds[0]["text"].tolist() == tokenizer.tokens2ids(["的"])
 
 
+def test_sources_may_be_urls(corpus, parts, tmp_path):
+    import http.server
+    import threading
+    from functools import partial
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(corpus)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/utt01.wav"
+        (tmp_path / "url.jsonl").write_text(json.dumps({"key": "u", "source": url, "target": "的"}) + "\n")
+        ds = AudioDataset(str(tmp_path / "url.jsonl"), *parts)  # source_len absent: measured through the URL
+        item = ds[0]
+    finally:
+        server.shutdown()
+    local = AudioDataset(str(corpus / "train.jsonl"), *parts)
+    assert ds.index.source_len[0] == local.index.source_len[1] and ds.bad_data() == {}
+    assert torch.equal(item["speech"], local[1]["speech"])
+
+
 def _write_bad_list(corpus, tmp_path) -> str:
     good = (corpus / "train.jsonl").read_text(encoding="utf-8").splitlines()
     (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")

@@ -25,6 +25,7 @@ from funasr.data import IGNORE_ID
 from funasr.data.jsonl import JsonlIndex, build_index, list_files, resolve_source, samples_to_source_len
 from funasr.data.sampler import world
 from funasr.errors import FunASRError, OptionError
+from funasr.hub import is_url
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class AudioDataset(torch.utils.data.Dataset):
         unknown = sorted({t for t in self.tokenizer.text2tokens(target) if t not in self.tokenizer.token2id or t == self.tokenizer.unk_symbol})
         if unknown:
             return "unknown_tokens", f"the transcript has tokens not in the token list: {' '.join(unknown[:10])}"
-        if not os.path.isfile(resolve_source(source, path)):
+        if not is_url(source) and not os.path.isfile(resolve_source(source, path)):
             return "bad_audio", f"the audio file {source} does not exist"
         lo_src, hi_src, lo_tgt, hi_tgt, hi_tok = self.limits
         if not (lo_src <= src <= hi_src and lo_tgt <= tgt <= hi_tgt and src + tgt <= hi_tok):

@@ -203,6 +203,18 @@ def test_bad_data_counted_across_worker_processes(corpus, parts, tmp_path):
     assert ds.bad_data() == BAD_COUNTS
 
 
+def test_a_wrong_source_len_hiding_a_too_long_audio(corpus, parts, tmp_path, caplog):
+    entry = json.loads((corpus / "train.jsonl").read_text(encoding="utf-8").splitlines()[11])
+    real = entry["source_len"]
+    entry["source_len"] = 20
+    (tmp_path / "l.jsonl").write_text(json.dumps(entry, ensure_ascii=False) + "\n", encoding="utf-8")
+    ds = AudioDataset(str(tmp_path / "l.jsonl"), *parts, max_source_length=real - 10)
+    with caplog.at_level(logging.WARNING):
+        assert ds[0] is None and ds[0] is None
+    assert "source_len 20 in the list" in caplog.text and "over max_source_length" in caplog.text
+    assert ds.bad_data() == {"too_long": 1}
+
+
 def test_all_bad_batch_is_an_empty_batch():
     batch = collate([None, None], 560)
     assert batch["keys"] == [] and batch["speech"].shape == (0, 0, 560) and batch["text"].shape == (0, 0)

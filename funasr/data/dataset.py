@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # Codes of items that fail in a worker (kept per item in shared memory: 0 = not failed)
 _LOAD_REASONS = ("bad_audio", "too_long", "too_short", "source_len_fixed")
+_FIXED = _LOAD_REASONS.index("source_len_fixed") + 1
 SOURCE_LEN_SLACK = 1  # units (10 ms) a list's source_len may differ from the audio before it is corrected
 
 
@@ -123,8 +124,8 @@ class AudioDataset(torch.utils.data.Dataset):
         return counts
 
     def _fail(self, i: int, reason: str, message: str) -> None:
-        """Record that item ``i`` failed (or was corrected) in a worker, warning the first time."""
-        if int(self._failed[i]) == 0:
+        """Record that item ``i`` failed (or was corrected) in a worker, warning the first time (a failure replaces a correction)."""
+        if int(self._failed[i]) in (0, _FIXED) and _LOAD_REASONS.index(reason) + 1 != int(self._failed[i]):
             self._failed[i] = _LOAD_REASONS.index(reason) + 1
             entry_key = self.index.entry(i).get("key", "?")
             log.warning("%s (key %s): %s%s", self.index.where(i), entry_key, message,
@@ -132,7 +133,7 @@ class AudioDataset(torch.utils.data.Dataset):
 
     def waveform(self, i: int, source: str, key: str) -> Optional[np.ndarray]:
         """The 16 kHz waveform of item ``i`` (speed-perturbed in training), or None if it cannot be used."""
-        if int(self._failed[i]) not in (0, _LOAD_REASONS.index("source_len_fixed") + 1):
+        if int(self._failed[i]) not in (0, _FIXED):
             return None
         try:
             wav = decode_source(Source(key, source))

@@ -411,3 +411,15 @@ def test_text2tokens_uses_the_seg_dict(tmp_path):
     assert tok.text2tokens("Hello world 你") == ["hel@@", "lo", "world", "你"]
     assert tok.text2tokens("hello xyz") == ["hel@@", "lo", "<unk>"]
     assert CharTokenizer(["a"]).text2tokens("今天 天气") == ["今", "天", "天", "气"]
+
+
+def test_loader_rank_shares_on_real_data(corpus, parts):
+    ds = AudioDataset(str(corpus / "train.jsonl"), *parts)
+    conf = {"batch_type": "example", "num_workers": 0, "batch_size_sample_max": 4}
+    one = DataLoader.from_conf(ds, {**conf, "batch_size": 4, "batch_size_sample_max": 8}, seed=2, rank=0, world_size=1)
+    ranks = [DataLoader.from_conf(ds, {**conf, "batch_size": 2}, seed=2, rank=r, world_size=2) for r in range(2)]
+    for loader in (one, *ranks):
+        loader.set_epoch(1)
+    assert len(one) == len(ranks[0]) == len(ranks[1]) == 3
+    for glob, b0, b1 in zip(one, *ranks):
+        assert sorted(glob["keys"]) == sorted(b0["keys"] + b1["keys"]) and len(b0["keys"]) == len(b1["keys"]) == 2

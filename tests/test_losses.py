@@ -46,7 +46,9 @@ def tiny(name: str = "paraformer_tiny", seed: int = 0, **model_conf) -> tuple[to
     """A randomly initialised tiny model of the parity config ``name`` and its family's criterion."""
     cfg = resolve_model_dir(str(MODELS / name), {})
     extra = model_conf.pop("extra", {})
-    cfg = {**cfg, **extra, "model_conf": {**cfg["model_conf"], **model_conf}}
+    for key, value in extra.items():  # sections merged one level deep
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and isinstance(cfg.get(key), dict) else value
+    cfg["model_conf"] = {**cfg["model_conf"], **model_conf}
     frontend, tokenizer = frontend_and_tokenizer(cfg)
     torch.manual_seed(seed)
     model = build_network(cfg, frontend, tokenizer)
@@ -160,6 +162,19 @@ def test_eval_is_deterministic_and_skips_specaug_and_sampling():
     torch.manual_seed(1)
     assert criterion(batch)[1] == train1  # seeded: the same masks and glancing positions
     assert train1["loss_att"] != first[1]["loss_att"]
+
+
+def test_dropout_acts_in_training_only():
+    rates = {"dropout_rate": 0.2, "attention_dropout_rate": 0.2}
+    decoder_rates = {"dropout_rate": 0.2, "self_attention_dropout_rate": 0.2, "src_attention_dropout_rate": 0.2}
+    model, criterion, _ = tiny(sampling_ratio=0.0, extra={"encoder_conf": rates, "decoder_conf": decoder_rates})
+    plain, plain_criterion, _ = tiny(sampling_ratio=0.0)  # same seed, same weights, no dropout
+    batch = toy_batch(4)
+    criterion.train()
+    assert criterion(batch)[1]["loss"] != criterion(batch)[1]["loss"]
+    criterion.eval()
+    plain_criterion.eval()
+    assert criterion(batch)[1] == plain_criterion(batch)[1]
 
 
 def test_glancing_sampler_changes_the_decoder_input_in_train_mode_only():

@@ -55,15 +55,16 @@ class SinusoidalPositionEncoder(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise FFN: Linear -> ReLU -> Linear."""
+    """Position-wise FFN: Linear -> ReLU -> (dropout in training) -> Linear."""
 
-    def __init__(self, size: int, hidden: int) -> None:
+    def __init__(self, size: int, hidden: int, dropout_rate: float = 0.0) -> None:
         super().__init__()
         self.w_1 = nn.Linear(size, hidden)
         self.w_2 = nn.Linear(hidden, size)
+        self.dropout_rate = dropout_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_2(torch.relu(self.w_1(x)))
+        return self.w_2(F.dropout(torch.relu(self.w_1(x)), self.dropout_rate, self.training))
 
 
 class DepthwiseConvMemory(nn.Module):
@@ -89,19 +90,21 @@ class DepthwiseConvMemory(nn.Module):
         return y.transpose(1, 2)
 
 
-def fsmn_memory(block: DepthwiseConvMemory, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-    """FSMN memory with residual: ``(conv(x·m) + x·m)·m``; ``mask`` (B, T, 1) or None."""
+def fsmn_memory(block: DepthwiseConvMemory, x: torch.Tensor, mask: Optional[torch.Tensor], dropout: float = 0.0) -> torch.Tensor:
+    """FSMN memory with residual: ``(conv(x·m) + x·m)·m``; ``mask`` (B, T, 1) or None; ``dropout`` before the mask in training."""
     if mask is not None:
         x = x * mask
-    y = block(x) + x
+    y = F.dropout(block(x) + x, dropout, block.training)
     return y if mask is None else y * mask
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, key_mask: Optional[torch.Tensor]) -> torch.Tensor:
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, key_mask: Optional[torch.Tensor], dropout: float = 0.0
+) -> torch.Tensor:
     """Scaled dot-product attention over ``heads``: q (B, Tq, D), k/v (B, Tk, D) -> (B, Tq, D).
 
     ``key_mask``: bool, True where attention is allowed: (B, Tk) for every query alike, (B, Tq, Tk)
-    per query, or None when every key is valid.
+    per query, or None when every key is valid. ``dropout``: on the attention weights (training).
     """
     b, tq, d = q.shape
     tk = k.shape[1]
@@ -109,15 +112,16 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, key_ma
     kh = k.view(b, tk, heads, d // heads).transpose(1, 2)
     vh = v.view(b, tk, heads, d // heads).transpose(1, 2)
     attn_mask = None if key_mask is None else key_mask[:, None] if key_mask.dim() == 3 else key_mask[:, None, None, :]
-    out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=attn_mask)
+    out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=attn_mask, dropout_p=dropout)
     return out.transpose(1, 2).reshape(b, tq, d)
 
 
 class MultiHeadedAttentionSANM(nn.Module):
-    """Self-attention (fused q|k|v projection) plus an FSMN memory on v."""
+    """Self-attention (fused q|k|v projection) plus an FSMN memory on v; ``dropout_rate`` on both in training."""
 
-    def __init__(self, n_head: int, in_feat: int, n_feat: int, kernel_size: int, sanm_shfit: int = 0) -> None:
+    def __init__(self, n_head: int, in_feat: int, n_feat: int, kernel_size: int, sanm_shfit: int = 0, dropout_rate: float = 0.0) -> None:
         super().__init__()
+        self.dropout_rate = dropout_rate
         if n_feat % n_head:
             raise ConfigError(f"attention size {n_feat} is not divisible by {n_head} heads")
         self.h = n_head
@@ -128,15 +132,19 @@ class MultiHeadedAttentionSANM(nn.Module):
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """x (B, T, in) -> (B, T, n_feat); ``mask`` (B, T, 1) float, ``key_mask`` (B, T) or (B, T, T) bool (None: no padding)."""
         q, k, v = self.linear_q_k_v(x).chunk(3, dim=-1)
-        memory = fsmn_memory(self.fsmn_block, v, mask)
-        return self.linear_out(attend(q, k, v, self.h, key_mask)) + memory
+        p = self.dropout_rate if self.training else 0.0
+        memory = fsmn_memory(self.fsmn_block, v, mask, p)
+        return self.linear_out(attend(q, k, v, self.h, key_mask, p)) + memory
 
 
 class EncoderLayerSANM(nn.Module):
-    """Pre-LN layer: SAN-M (residual only when in == out) then FFN with residual."""
+    """Pre-LN layer: SAN-M (residual only when in == out) then FFN with residual; ``dropout_rate`` on both outputs in training."""
 
-    def __init__(self, in_size: int, size: int, self_attn: MultiHeadedAttentionSANM, feed_forward: FeedForward) -> None:
+    def __init__(
+        self, in_size: int, size: int, self_attn: MultiHeadedAttentionSANM, feed_forward: FeedForward, dropout_rate: float = 0.0
+    ) -> None:
         super().__init__()
+        self.dropout_rate = dropout_rate
         self.self_attn = self_attn
         self.feed_forward = feed_forward
         self.norm1 = layer_norm(in_size)
@@ -144,17 +152,18 @@ class EncoderLayerSANM(nn.Module):
         self.residual = in_size == size
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        y = self.self_attn(self.norm1(x), mask, key_mask)
+        y = F.dropout(self.self_attn(self.norm1(x), mask, key_mask), self.dropout_rate, self.training)
         x = x + y if self.residual else y
-        return x + self.feed_forward(self.norm2(x))
+        return x + F.dropout(self.feed_forward(self.norm2(x)), self.dropout_rate, self.training)
 
 
 @register()
 class SANMEncoder(nn.Module):
     """Position encoding -> ``encoders0`` (in -> out) -> ``encoders`` (out -> out) -> ``after_norm``.
 
-    Takes ``encoder_conf`` as keyword arguments; training-only keys (dropout rates, ...) are
-    accepted and have no effect at inference.
+    Takes ``encoder_conf`` as keyword arguments. ``dropout_rate`` (sublayer outputs, FFN inside) and
+    ``attention_dropout_rate`` (attention weights, FSMN memory) act in training only, as the
+    reference's (which has no position-encoding dropout with ``input_layer: pe``).
     """
 
     def __init__(
@@ -171,6 +180,8 @@ class SANMEncoder(nn.Module):
         sanm_shfit: int = 0,
         selfattention_layer_type: str = "sanm",
         positionwise_layer_type: str = "linear",
+        dropout_rate: float = 0.1,
+        attention_dropout_rate: float = 0.0,
         **_: Any,
     ) -> None:
         super().__init__()
@@ -190,8 +201,9 @@ class SANMEncoder(nn.Module):
             return EncoderLayerSANM(
                 in_size,
                 output_size,
-                MultiHeadedAttentionSANM(attention_heads, in_size, output_size, kernel_size, sanm_shfit),
-                FeedForward(output_size, linear_units),
+                MultiHeadedAttentionSANM(attention_heads, in_size, output_size, kernel_size, sanm_shfit, attention_dropout_rate),
+                FeedForward(output_size, linear_units, dropout_rate),
+                dropout_rate,
             )
 
         self.encoders0 = nn.ModuleList([layer(input_size)])

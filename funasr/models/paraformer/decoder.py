@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from funasr.errors import ConfigError
@@ -16,35 +17,38 @@ from funasr.registry import register
 
 
 class DecoderFeedForward(nn.Module):
-    """Linear -> ReLU -> LayerNorm -> Linear (no bias)."""
+    """Linear -> ReLU -> (dropout in training) -> LayerNorm -> Linear (no bias)."""
 
-    def __init__(self, size: int, hidden: int) -> None:
+    def __init__(self, size: int, hidden: int, dropout_rate: float = 0.0) -> None:
         super().__init__()
         self.w_1 = nn.Linear(size, hidden)
         self.w_2 = nn.Linear(hidden, size, bias=False)
         self.norm = layer_norm(hidden)
+        self.dropout_rate = dropout_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_2(self.norm(torch.relu(self.w_1(x))))
+        return self.w_2(self.norm(F.dropout(torch.relu(self.w_1(x)), self.dropout_rate, self.training)))
 
 
 class FSMNAttention(nn.Module):
-    """The decoder's self-"attention": an FSMN memory block only."""
+    """The decoder's self-"attention": an FSMN memory block only (``dropout_rate`` on its output in training)."""
 
-    def __init__(self, size: int, kernel_size: int, sanm_shfit: int = 0) -> None:
+    def __init__(self, size: int, kernel_size: int, sanm_shfit: int = 0, dropout_rate: float = 0.0) -> None:
         super().__init__()
         self.fsmn_block = DepthwiseConvMemory(size, kernel_size, sanm_shfit)
+        self.dropout_rate = dropout_rate
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-        return fsmn_memory(self.fsmn_block, x, mask)
+        return fsmn_memory(self.fsmn_block, x, mask, self.dropout_rate)
 
 
 class CrossAttention(nn.Module):
-    """Multi-head attention of queries over a memory (separate q, fused k|v projections)."""
+    """Multi-head attention of queries over a memory (separate q, fused k|v projections; ``dropout_rate`` on the weights in training)."""
 
-    def __init__(self, n_head: int, size: int, memory_size: Optional[int] = None) -> None:
+    def __init__(self, n_head: int, size: int, memory_size: Optional[int] = None, dropout_rate: float = 0.0) -> None:
         super().__init__()
         self.h = n_head
+        self.dropout_rate = dropout_rate
         self.linear_q = nn.Linear(size, size)
         self.linear_k_v = nn.Linear(memory_size or size, size * 2)
         self.linear_out = nn.Linear(size, size)
@@ -52,7 +56,7 @@ class CrossAttention(nn.Module):
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """x (B, N, D), memory (B, T, D'), memory_mask (B, T) bool or None -> (B, N, D)."""
         k, v = self.linear_k_v(memory).chunk(2, dim=-1)
-        return self.linear_out(attend(self.linear_q(x), k, v, self.h, memory_mask))
+        return self.linear_out(attend(self.linear_q(x), k, v, self.h, memory_mask, self.dropout_rate if self.training else 0.0))
 
     def weights(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """Attention probabilities (B, heads, N, T); masked keys get 0."""
@@ -70,7 +74,8 @@ class CrossAttention(nn.Module):
 class DecoderLayerSANM(nn.Module):
     """``x + FSMN(LN2(FFN(LN1(x))))`` then ``+ CrossAttn(LN3(x), memory)``; either part may be absent.
 
-    Without both parts (``decoders3``) the layer is ``FFN(LN1(x))`` with no residual.
+    Without both parts (``decoders3``) the layer is ``FFN(LN1(x))`` with no residual. In training
+    ``dropout_rate`` applies to the FSMN and cross-attention outputs before their residuals.
     """
 
     def __init__(
@@ -79,8 +84,10 @@ class DecoderLayerSANM(nn.Module):
         self_attn: Optional[FSMNAttention],
         src_attn: Optional[CrossAttention],
         feed_forward: DecoderFeedForward,
+        dropout_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.dropout_rate = dropout_rate
         self.self_attn = self_attn
         self.src_attn = src_attn
         self.feed_forward = feed_forward
@@ -95,7 +102,7 @@ class DecoderLayerSANM(nn.Module):
         y = self.feed_forward(self.norm1(x))
         if self.self_attn is None:
             return y
-        return x + self.self_attn(self.norm2(y), mask)
+        return x + F.dropout(self.self_attn(self.norm2(y), mask), self.dropout_rate, self.training)
 
     def forward(
         self,
@@ -107,7 +114,7 @@ class DecoderLayerSANM(nn.Module):
         """x (B, N, D), mask (B, N, 1) float or None, memory (B, T, D), memory_mask (B, T) bool or None."""
         x = self.self_part(x, mask)
         if self.src_attn is not None:
-            x = x + self.src_attn(self.norm3(x), memory, memory_mask)
+            x = x + F.dropout(self.src_attn(self.norm3(x), memory, memory_mask), self.dropout_rate, self.training)
         return x
 
 
@@ -119,13 +126,24 @@ def masks(lens: torch.Tensor, length: int, dtype: torch.dtype) -> tuple[Optional
     return valid[..., None].to(dtype), valid
 
 
-def decoder_layer(size: int, heads: int, units: int, kernel_size: int, sanm_shfit: int, fsmn: bool, cross: bool) -> DecoderLayerSANM:
-    """One SAN-M decoder layer with the parts asked for."""
+def decoder_layer(
+    size: int,
+    heads: int,
+    units: int,
+    kernel_size: int,
+    sanm_shfit: int,
+    fsmn: bool,
+    cross: bool,
+    dropout: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> DecoderLayerSANM:
+    """One SAN-M decoder layer with the parts asked for; ``dropout`` = (outputs and FFN, FSMN, cross-attention weights)."""
+    rate, self_rate, src_rate = dropout
     return DecoderLayerSANM(
         size,
-        FSMNAttention(size, kernel_size, sanm_shfit) if fsmn else None,
-        CrossAttention(heads, size) if cross else None,
-        DecoderFeedForward(size, units),
+        FSMNAttention(size, kernel_size, sanm_shfit, self_rate) if fsmn else None,
+        CrossAttention(heads, size, dropout_rate=src_rate) if cross else None,
+        DecoderFeedForward(size, units, rate),
+        rate,
     )
 
 
@@ -148,6 +166,9 @@ class ParaformerSANMDecoder(nn.Module):
         wo_input_layer: bool = False,
         normalize_before: bool = True,
         concat_after: bool = False,
+        dropout_rate: float = 0.1,
+        self_attention_dropout_rate: float = 0.0,
+        src_attention_dropout_rate: float = 0.0,
         **_: Any,
     ) -> None:
         super().__init__()
@@ -162,14 +183,16 @@ class ParaformerSANMDecoder(nn.Module):
         self.after_norm = layer_norm(size)
         self.output_layer = nn.Linear(size, vocab_size) if use_output_layer else None
 
+        dropout = (dropout_rate, self_attention_dropout_rate, src_attention_dropout_rate)  # training only
+
         def layers(n: int, cross: bool, shift: int) -> nn.ModuleList:
             return nn.ModuleList(
-                [decoder_layer(size, attention_heads, linear_units, kernel_size, shift, True, cross) for _ in range(n)]
+                [decoder_layer(size, attention_heads, linear_units, kernel_size, shift, True, cross, dropout) for _ in range(n)]
             )
 
         self.decoders = layers(att_layer_num, True, sanm_shfit)
         self.decoders2 = layers(num_blocks - att_layer_num, False, 0) if num_blocks > att_layer_num else None
-        self.decoders3 = nn.ModuleList([decoder_layer(size, attention_heads, linear_units, kernel_size, 0, False, False)])
+        self.decoders3 = nn.ModuleList([decoder_layer(size, attention_heads, linear_units, kernel_size, 0, False, False, dropout)])
 
     def hidden(
         self, memory: torch.Tensor, memory_lens: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor

@@ -13,7 +13,8 @@ for the BiCif timestamp head), as the reference trains it:
 - the optional CTC branch (``ctc_weight`` > 0) is a linear layer ``ctc.ctc_lo`` over the encoder output,
   added to the model (so saved checkpoints carry the reference's ``ctc.*`` keys; inference ignores them).
 
-In eval mode there is no sampling and no SpecAug, so the loss is deterministic.
+Dropout (the encoder's and decoder's ``*dropout_rate`` keys) lives in the network modules. In eval mode
+there is no dropout, sampling or SpecAug, so the loss is deterministic.
 """
 from __future__ import annotations
 

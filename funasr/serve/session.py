@@ -1,0 +1,292 @@
+"""One WebSocket connection's state: offline, online and 2pass modes over FunASR's protocol (transport-agnostic).
+
+The transport feeds ``on_text`` / ``on_audio`` in arrival order and delivers what ``send`` is given.
+Streaming decodes go through the shared ``StreamBatcher``; offline passes (whole recordings, or
+each VAD segment in 2pass) run in the bounded worker pool, in order per connection, so receiving
+never waits for them.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+import soxr
+
+from funasr.audio import AudioItem, TextItem
+from funasr.errors import FunASRError
+from funasr.sentences import sentences_from_punctuation
+from funasr.serve.batcher import StreamBatcher
+from funasr.serve.models import Models
+from funasr.serve.protocol import (
+    ProtocolError, SessionConfig, is_end, parse_first, parse_json, pcm_samples, reply, stamp_sents, timestamp_string,
+)
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+SAMPLES_PER_MS = 16
+KEEP_BEFORE_SPEECH = SAMPLE_RATE  # audio kept while no segment is open: a VAD start lies at most ~0.5 s back
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection limits."""
+
+    max_audio_s: float = 3600.0  # audio one connection may send in all
+    idle_timeout_s: float = 30.0  # no message for this long: the connection is closed
+    max_pending_results: int = 256  # results waiting for a client that does not read: then it is closed
+
+
+class Connection:
+    """FunASR's server side of one connection."""
+
+    def __init__(self, models: Models, batcher: StreamBatcher, pool: Executor, limits: Limits,
+                 send: Callable[[dict], None]) -> None:
+        self.models, self.batcher, self.pool, self.limits, self.send = models, batcher, pool, limits, send
+        self.config: Optional[SessionConfig] = None
+        self.options: Any = None  # the offline pipeline's checked generate() options (hotwords)
+        self.received = 0  # samples (at 16 kHz) received in all
+        self.odd = b""  # a trailing byte of a frame with an odd length
+        self.resampler: Any = None
+        self.jobs: Optional[asyncio.Task] = None  # the last offline pass queued (passes run in order)
+        self._reset()
+
+    def _reset(self) -> None:
+        """A new utterance: empty buffers and new streams."""
+        self.frames: list[bytes] = []  # offline mode: what was received
+        self.buffer = np.zeros(0, dtype=np.float32)  # realtime: recent audio, for the offline pass of a segment
+        self.buffer_start = 0  # sample index (since the utterance began) of buffer[0]
+        self.utterance_samples = 0
+        self.segment_start: Optional[int] = None  # ms of the open VAD segment
+        self.vad_stream = self.asr_stream = self.punc_stream = None  # punc_stream: the realtime punctuation's cache
+        self.online_pending = 0
+        self.sentence = 0  # index of the current sentence (2pass)
+        self.partials = 0  # partial results sent for it
+
+    # ----- messages
+
+    async def on_text(self, text: str) -> None:
+        """A JSON text message: the first one configures the connection; ``is_speaking: false`` ends the audio."""
+        message = parse_json(text)
+        if self.config is None:
+            self.config = parse_first(message)
+            if self.config.mode not in self.models.modes:
+                raise ProtocolError(f"mode={self.config.mode!r} is not served here: this server runs {', '.join(self.models.modes)}")
+            try:
+                self.options = self.models.offline.options({"hotword": self.config.hotwords, "sentence_timestamp": True})
+            except FunASRError as e:
+                raise ProtocolError(str(e)) from None
+        if is_end(message):
+            await self.end_of_audio()
+
+    async def on_audio(self, data: bytes) -> None:
+        """A binary frame: raw int16 PCM (or a container's bytes in offline mode with another ``wav_format``)."""
+        if self.config is None:
+            raise ProtocolError("binary data before the first JSON message; send the configuration "
+                                "(e.g. {\"mode\": \"2pass\", \"wav_name\": \"x\", \"is_speaking\": true}) first")
+        cfg = self.config
+        if cfg.mode == "offline" and cfg.wav_format != "pcm":
+            self._count(len(data) // 4)  # compressed: counted as if 16 kHz 16-bit stereo, so the byte budget holds
+            self.frames.append(data)
+            return
+        data, self.odd = self.odd + data, b""
+        if len(data) % 2:
+            data, self.odd = data[:-1], data[-1:]
+        samples = pcm_samples(data)
+        if cfg.audio_fs != SAMPLE_RATE:
+            if self.resampler is None:
+                self.resampler = soxr.ResampleStream(cfg.audio_fs, SAMPLE_RATE, 1, dtype="float32")
+            samples = self.resampler.resample_chunk(samples)
+        self._count(len(samples))
+        if cfg.mode == "offline":
+            self.frames.append(samples.tobytes())
+            return
+        await self._stream(samples)
+
+    def _count(self, samples: int) -> None:
+        self.received += samples
+        if self.received > self.limits.max_audio_s * SAMPLE_RATE:
+            raise ProtocolError(f"audio longer than this server's {self.limits.max_audio_s:g} s per connection; "
+                                "open a new connection for more")
+
+    # ----- realtime modes
+
+    async def _stream(self, samples: np.ndarray) -> None:
+        cfg, m = self.config, self.models
+        assert cfg is not None
+        self.buffer = np.concatenate([self.buffer, samples])
+        self.utterance_samples += len(samples)
+        if m.online is not None:
+            if self.asr_stream is None:
+                self.asr_stream = m.online.create_stream(chunk_size=list(cfg.chunk_size), encoder_chunk_look_back=cfg.encoder_chunk_look_back,
+                                                         decoder_chunk_look_back=cfg.decoder_chunk_look_back)
+            self.asr_stream.accept_waveform(samples)
+            self.online_pending += len(samples)
+            if self.online_pending >= cfg.chunk_size[1] * 960:
+                self.online_pending = 0
+                await self._partial(await self.batcher.decode(m.online, self.asr_stream))
+        if cfg.mode == "2pass":
+            if self.vad_stream is None:
+                self.vad_stream = m.vad.create_stream(chunk_ms=cfg.vad_chunk_ms, streaming=True)
+            self.vad_stream.accept_waveform(samples)
+            if len(self.vad_stream.pending) >= cfg.vad_chunk_ms * SAMPLES_PER_MS:
+                for beg, end in self._closed(await self.batcher.decode(m.vad, self.vad_stream)):
+                    self._segment(beg, end, final=False)
+            self._trim()
+
+    async def _partial(self, result: Any, final: bool = False) -> None:
+        """Send a streaming result (``2pass-online`` in 2pass, ``online`` in online mode)."""
+        cfg = self.config
+        assert cfg is not None
+        text = (result or {}).get("text", "") if isinstance(result, dict) else str(result or "")
+        if cfg.mode == "online":
+            if text or final:
+                self.send(reply("online", text, cfg.wav_name, final))
+            return
+        if text:
+            self.send(reply("2pass-online", text, cfg.wav_name, False, slice_type=int(self.partials > 0), index=self.sentence))
+            self.partials += 1
+
+    def _closed(self, events: list) -> list[tuple[int, int]]:
+        """VAD events (``[beg, -1]``, ``[-1, end]``, ``[beg, end]``) -> the segments they close."""
+        closed = []
+        for beg, end in events:
+            if beg >= 0:
+                self.segment_start = beg
+            if end >= 0 and self.segment_start is not None:
+                closed.append((self.segment_start, end))
+                self.segment_start = None
+        return closed
+
+    def _segment(self, beg_ms: int, end_ms: int, final: bool) -> None:
+        """Queue the offline pass of ``[beg_ms, end_ms]`` and start a new sentence (2pass)."""
+        cfg = self.config
+        assert cfg is not None
+        lo = max(0, beg_ms * SAMPLES_PER_MS - self.buffer_start)
+        hi = max(lo, min(end_ms * SAMPLES_PER_MS, self.utterance_samples) - self.buffer_start)
+        audio = self.buffer[lo:hi].copy()
+        index = self.sentence
+        self.sentence, self.partials = self.sentence + 1, 0
+        self.asr_stream, self.online_pending = None, 0  # the next sentence streams from a fresh state
+        if self.punc_stream is None and self.models.realtime_punc is not None:
+            self.punc_stream = self.models.realtime_punc.create_stream()
+        punc_stream = self.punc_stream
+        self._queue(lambda: self._second_pass(audio, beg_ms, end_ms, index, final, punc_stream))
+
+    def _second_pass(self, audio: np.ndarray, beg_ms: int, end_ms: int, index: int, final: bool,
+                     punc_stream: Any) -> Optional[dict]:
+        """Worker thread: offline ASR on one segment, punctuation (per-connection for realtime models), stamp_sents."""
+        cfg, m = self.config, self.models
+        assert cfg is not None
+        extra = {"slice_type": 2, "start_time": beg_ms, "end_time": end_ms, "index": index}
+        if not len(audio):
+            return reply("2pass-offline", "", cfg.wav_name, final, **extra) if final else None
+        result = m.asr([AudioItem(cfg.wav_name, audio)], self.options.asr)[0]
+        text = result.get("text", "")
+        stamps = [[b + beg_ms, e + beg_ms] for b, e in result.get("timestamp", [])]
+        units = text.split()
+        message = reply("2pass-offline", text, cfg.wav_name, final, **extra)
+        if stamps:
+            message["timestamp"] = timestamp_string(stamps)
+        if text.strip() and (punc_stream is not None or m.punc is not None):
+            if punc_stream is not None:
+                out = m.realtime_punc.punctuate_stream(punc_stream, text, final=final)
+            else:
+                out = m.punc([TextItem(cfg.wav_name, text)], self.options.punc)[0]
+            message["text"] = out["text"]
+            array = list(out.get("punc_array") or [])
+            if stamps and len(array) == len(stamps) == len(units):
+                message["stamp_sents"] = stamp_sents(sentences_from_punctuation(array, stamps, units))
+        if not message["text"] and not final:
+            return None
+        return message
+
+    def _trim(self) -> None:
+        """Drop audio no segment can need any more."""
+        keep_from = (self.segment_start * SAMPLES_PER_MS if self.segment_start is not None
+                     else self.utterance_samples - KEEP_BEFORE_SPEECH)
+        cut = keep_from - self.buffer_start
+        if cut > SAMPLE_RATE:  # in steps, not per frame
+            self.buffer = self.buffer[cut:]
+            self.buffer_start = keep_from
+
+    # ----- end of audio
+
+    async def end_of_audio(self) -> None:
+        """``is_speaking: false``: finish the utterance; the last message of it has ``is_final: true``."""
+        cfg, m = self.config, self.models
+        assert cfg is not None
+        if cfg.mode == "offline":
+            frames, self.frames = self.frames, []
+            self._queue(lambda: self._offline(frames))
+        elif cfg.mode == "online":
+            if self.asr_stream is not None:
+                self.asr_stream.input_finished()
+                await self._partial(await self.batcher.decode(m.online, self.asr_stream), final=True)
+            else:
+                self.send(reply("online", "", cfg.wav_name, True))
+        else:
+            closed = []
+            if self.vad_stream is not None:
+                self.vad_stream.input_finished()
+                closed = self._closed(await self.batcher.decode(m.vad, self.vad_stream))
+            if self.segment_start is not None:  # speech up to the end: its segment closes with the audio
+                closed.append((self.segment_start, self.utterance_samples // SAMPLES_PER_MS))
+            for i, (beg, end) in enumerate(closed):
+                self._segment(beg, end, final=i == len(closed) - 1)
+            if not closed:
+                self._queue(lambda: reply("2pass-offline", "", cfg.wav_name, True))
+        self._reset()
+
+    def _offline(self, frames: list[bytes]) -> dict:
+        """Worker thread: the whole pipeline on the received audio."""
+        cfg, m = self.config, self.models
+        assert cfg is not None
+        if cfg.wav_format != "pcm":
+            data: Any = b"".join(frames)
+        else:
+            data = np.frombuffer(b"".join(frames), dtype=np.float32)
+        if not len(data):
+            return reply("offline", "", cfg.wav_name, True)
+        result = m.offline.results(*m.offline.sources(data), self.options).__next__()
+        if "error" in result:
+            return reply("offline", "", cfg.wav_name, True, error=result["error"])
+        message = reply("offline", result.get("text", ""), cfg.wav_name, True)
+        if result.get("timestamp"):
+            message["timestamp"] = timestamp_string(result["timestamp"])
+            if result.get("sentence_info"):
+                message["stamp_sents"] = stamp_sents(result["sentence_info"])
+        return message
+
+    # ----- offline passes, in order
+
+    def _queue(self, work: Callable[[], Optional[dict]]) -> None:
+        """Run ``work`` in the worker pool after the connection's earlier passes; send what it returns."""
+        previous = self.jobs
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.shield(previous)
+            try:
+                message = await asyncio.get_running_loop().run_in_executor(self.pool, work)
+            except FunASRError as e:
+                message = reply(self.config.mode if self.config else "offline", "", self.config.wav_name if self.config else "",
+                                True, error=str(e))
+            if message is not None:
+                self.send(message)
+
+        self.jobs = asyncio.get_running_loop().create_task(run())
+
+    async def drain(self) -> None:
+        """Wait for every queued offline pass (their messages are sent)."""
+        if self.jobs is not None:
+            await self.jobs
+
+    def close(self) -> None:
+        """The connection is gone: queued passes are dropped."""
+        if self.jobs is not None:
+            self.jobs.cancel()

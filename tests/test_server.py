@@ -1,0 +1,222 @@
+"""funasr-server over real sockets: FunASR's client protocol, the OpenAI-compatible API, limits and faults."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from conftest import AUDIO, BUNDLED_VAD, MODELS, close_ms, norm_text, parity_cases
+from funasr.auto_model import build_task
+from funasr.runner import Runner
+from funasr.serve.app import ServerConfig, create_app, serving
+from funasr.serve.models import ModelChoice, Models
+from funasr.serve.protocol import NOT_PCM, parse_chunk_size, ProtocolError, stamp_sents
+from funasr.serve.session import Limits
+
+FRAME = 1920  # bytes of a FunASR client frame: 60 ms of 16 kHz int16
+TIMEOUT = 60  # seconds any one exchange may take
+
+
+@pytest.fixture(scope="module")
+def models() -> Models:
+    """The offline pipeline of the parity case ``pipe/bicif_punc_sent``: VAD -> BiCif Paraformer -> CT punctuation."""
+    choice = ModelChoice(model=str(MODELS / "bicif_paraformer_tiny"), online_model=None, vad_model=str(BUNDLED_VAD),
+                         punc_model=str(MODELS / "ct_punc_tiny"))
+    runner = Runner(build_task(choice.model, device="cpu"), "asr", build_task(choice.vad_model, device="cpu"),
+                    build_task(choice.punc_model, device="cpu"), {"disable_pbar": True})
+    return Models(choice, runner)
+
+
+@contextmanager
+def server(models: Models, **config) -> Iterator[str]:
+    """A server on a free loopback port; yields its ws:// URL."""
+    cfg = ServerConfig(**config)
+    with serving(create_app(models, cfg), max_message_bytes=cfg.max_message_bytes) as port:
+        yield f"127.0.0.1:{port}"
+
+
+def pcm(name: str) -> bytes:
+    """A parity audio file as raw 16 kHz int16 PCM bytes."""
+    return sf.read(AUDIO / name, dtype="int16")[0].tobytes()
+
+
+def client(address: str, first: dict, audio: bytes, pace: float = 0.0, end: bool = True, **kw) -> list[dict]:
+    """FunASR's client: the first message, 1920-byte frames (``pace`` seconds apart), ``{"is_speaking": false}``;
+    returns the messages up to the one with ``is_final``."""
+    out: list[dict] = []
+    with connect(f"ws://{address}/", subprotocols=["binary"], open_timeout=TIMEOUT, close_timeout=5, **kw) as ws:
+        ws.send(json.dumps(first))
+        for i in range(0, len(audio), FRAME):
+            ws.send(audio[i : i + FRAME])
+            if pace:
+                time.sleep(pace)
+        if end:
+            ws.send(json.dumps({"is_speaking": False}))
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            message = json.loads(ws.recv(timeout=deadline - time.monotonic()))
+            out.append(message)
+            if message.get("is_final"):
+                break
+    return out
+
+
+def closing(address: str, messages: list, **kw) -> tuple[list[dict], Optional[int], str]:
+    """Send ``messages`` (str or bytes) and read until the server closes: (replies, close code, reason)."""
+    replies: list[dict] = []
+    with connect(f"ws://{address}/", open_timeout=TIMEOUT, close_timeout=5, **kw) as ws:
+        try:
+            for m in messages:
+                ws.send(m)
+            while True:
+                replies.append(json.loads(ws.recv(timeout=TIMEOUT)))
+        except ConnectionClosed as e:
+            rcvd = e.rcvd
+            return replies, rcvd.code if rcvd else None, rcvd.reason if rcvd else ""
+    return replies, None, ""
+
+
+PIPE = parity_cases("pipe/bicif_punc_sent/")[0]
+
+
+def check_pipeline_result(message: dict) -> None:
+    """A reply carries the parity pipeline result of pub_concat.wav: text, timestamps, sentences."""
+    want = PIPE["expected"][0]
+    assert norm_text(message["text"]) == norm_text(want["text"])
+    assert close_ms(json.loads(message["timestamp"]), want["timestamp"])
+    got = message["stamp_sents"]
+    assert len(got) == len(want["sentence_info"])
+    assert close_ms([[s["start"], s["end"]] for s in got], [[s["start"], s["end"]] for s in want["sentence_info"]])
+    assert all(s["punc"] in "，。？、" for s in got) and sum(len(s["ts_list"]) for s in got) == len(want["timestamp"])
+
+
+def test_offline_mode_funasr_client_protocol(models):
+    """FunASR's client in offline mode (1920-byte frames, end message) gets the pipeline's parity result."""
+    with server(models) as address:
+        first = {"mode": "offline", "chunk_size": "5,10,5", "chunk_interval": 10, "wav_name": "pub_concat",
+                 "wav_format": "pcm", "is_speaking": True, "hotwords": "", "itn": True}
+        replies = client(address, first, pcm("pub_concat.wav"))
+    assert len(replies) == 1
+    message = replies[0]
+    assert message["mode"] == "offline" and message["wav_name"] == "pub_concat" and message["is_final"] is True
+    check_pipeline_result(message)
+
+
+def test_http_transcriptions_equal_pipeline(models):
+    """POST /v1/audio/transcriptions gives the pipeline's result in each format; /v1/models and /health answer."""
+    data = (AUDIO / "pub_concat.wav").read_bytes()
+    want = PIPE["expected"][0]
+    with server(models, token="s3cret") as address:
+        base, auth = f"http://{address}", {"Authorization": "Bearer s3cret"}
+        with httpx.Client(base_url=base, timeout=TIMEOUT) as http:
+            assert http.get("/health").status_code == 401
+            health = http.get("/health", headers=auth).json()
+            assert health["status"] == "ok" and health["models_loaded"][0].endswith("bicif_paraformer_tiny")
+            assert http.get("/v1/models", headers=auth).json()["data"][0]["object"] == "model"
+
+            def post(fmt: str, **fields) -> httpx.Response:
+                return http.post("/v1/audio/transcriptions", headers=auth, files={"file": ("a.wav", data, "audio/wav")},
+                                 data={"model": "whisper-1", "response_format": fmt, **fields})
+
+            assert norm_text(post("json").json()["text"]) == norm_text(want["text"])
+            assert norm_text(post("text").text) == norm_text(want["text"])
+            verbose = post("verbose_json").json()
+            assert abs(verbose["duration"] - 21.593) < 0.01 and len(verbose["segments"]) == len(want["sentence_info"])
+            assert close_ms([[round(s["start"] * 1000), round(s["end"] * 1000)] for s in verbose["segments"]],
+                            [[s["start"], s["end"]] for s in want["sentence_info"]])
+            srt = post("srt").text
+            assert srt.startswith("1\n00:00:0") and srt.count(" --> ") == len(want["sentence_info"])
+            vtt = post("vtt").text
+            assert vtt.startswith("WEBVTT\n\n") and vtt.count(" --> ") == len(want["sentence_info"])
+            bad = post("xml")
+            assert bad.status_code == 400 and "response_format" in bad.json()["error"]["message"]
+            assert post("json", model="gpt-9").status_code == 404
+            noisy = http.post("/v1/audio/transcriptions", headers=auth, files={"file": ("a.wav", b"not audio", "audio/wav")})
+            assert noisy.status_code == 400 and noisy.json()["error"]["message"]
+
+
+def test_faults_get_clear_errors_and_leave_others_alone(models):
+    """Each bad client gets FunASR's wording (or a clear one) and a close code; a good client alongside is unaffected."""
+    first = json.dumps({"mode": "offline", "wav_name": "w"})
+    with server(models) as address:
+        results: dict = {}
+        good = threading.Thread(target=lambda: results.update(
+            good=client(address, {"mode": "offline", "wav_name": "good"}, pcm("pub_concat.wav"), pace=0.002)))
+        good.start()
+        cases = {
+            "json": (["{not json"], 1008, "malformed JSON"),
+            "binary first": ([b"\x00\x01" * 960], 1008, "binary data before the first JSON message"),
+            "mode": ([json.dumps({"mode": "3pass"})], 1008, "mode='3pass' is not supported"),
+            "chunk list": ([json.dumps({"mode": "2pass", "chunk_size": [5, 10]})], 1008, "Wrong chunk_size"),
+            "chunk string": ([json.dumps({"mode": "online", "chunk_size": "5,0,5"})], 1008, "Wrong chunk_size"),
+            "not pcm": ([json.dumps({"mode": "2pass", "wav_format": "mp3"})], 1003, NOT_PCM),
+            "audio_fs": ([json.dumps({"mode": "offline", "audio_fs": 44100})], 1008, "audio_fs=44100"),
+            "array": (["[1, 2]"], 1008, "JSON objects"),
+        }
+        for name, (messages, code, text) in cases.items():
+            replies, got_code, reason = closing(address, messages)
+            assert got_code == code, name
+            assert replies and text in replies[-1]["error"] and replies[-1]["is_final"] is True, name
+            assert reason, name
+        # a container sent as offline PCM is decoded as PCM (never sniffed): it yields a (noise) result, not an error
+        replies = client(address, {"mode": "offline", "wav_name": "raw"}, (AUDIO / "example.wav").read_bytes())
+        assert replies[-1]["mode"] == "offline" and "error" not in replies[-1]
+        # abrupt disconnect mid-utterance
+        sock = socket.create_connection(("127.0.0.1", int(address.split(":")[1])))
+        sock.close()
+        with connect(f"ws://{address}/") as ws:
+            ws.send(first)
+            ws.send(pcm("example.wav")[:FRAME * 5])
+        good.join(TIMEOUT)
+    check_pipeline_result(results["good"][-1])
+
+
+def test_limits_idle_audio_length_connections_message_size_token(models):
+    """Idle timeout, audio length, connection count, message size and token: each closes with a clear reason."""
+    limits = Limits(max_audio_s=1.0, idle_timeout_s=0.5)
+    with server(models, max_connections=1, max_message_bytes=64000, limits=limits, token="t") as address:
+        _, code, reason = closing(address, [], additional_headers={"Authorization": "Bearer nope"})
+        assert code == 1008 and reason.startswith("unauthorized")
+        auth = {"additional_headers": {"Authorization": "Bearer t"}}
+        _, code, reason = closing(address, [json.dumps({"mode": "offline"})], **auth)  # a never-ending, silent client
+        assert code == 1000 and reason.startswith("idle timeout")
+        replies, code, reason = closing(address, [json.dumps({"mode": "offline"})] + [b"\0" * 32000] * 3, **auth)
+        assert code == 1009 and "longer than this server's 1 s" in replies[-1]["error"]
+        _, code, _ = closing(address, [json.dumps({"mode": "offline"}), b"\0" * 70000], **auth)
+        assert code == 1009  # the message itself is too big
+        with connect(f"ws://{address}/?token=t") as held:  # the one allowed connection (browser-style token)
+            held.send(json.dumps({"mode": "offline"}))
+            _, code, reason = closing(address, [], **auth)
+            assert code == 1013 and reason.startswith("server full")
+        time.sleep(0.2)
+        replies, code, _ = closing(address, [json.dumps({"mode": "offline"}), b"\0" * 3200, json.dumps({"is_speaking": False})], **auth)
+        assert replies and replies[0]["is_final"] is True and replies[0]["text"] == ""  # the slot is free again
+
+
+def test_cross_site_browser_origin_refused(models):
+    """A page of another site cannot use the WebSocket (unless its origin is configured)."""
+    with server(models) as address:
+        _, code, reason = closing(address, [], origin="http://evil.example")
+        assert code == 1008 and "origin" in reason
+        replies = client(address, {"mode": "offline"}, b"\0" * 3200, origin=f"http://{address}")
+        assert replies[-1]["is_final"] is True
+
+
+def test_protocol_parsing():
+    """chunk_size as a list or FunASR's string; stamp_sents from sentences."""
+    assert parse_chunk_size("5, 10,5") == (5, 10, 5) and parse_chunk_size([0, 8, 4]) == (0, 8, 4)
+    for bad in ("5,10", [5, "x", 5], [5, 0, 5], [5.5, 10, 5], "a,b,c", None, [True, 10, 5]):
+        with pytest.raises(ProtocolError, match="Wrong chunk_size"):
+            parse_chunk_size(bad)
+    sents = stamp_sents([{"text": "正是因为hello，", "start": 430, "end": 1130, "timestamp": [[430, 670]] * 5}])
+    assert sents == [{"text_seg": "正 是 因 为 hello", "punc": "，", "start": 430, "end": 1130, "ts_list": [[430, 670]] * 5}]

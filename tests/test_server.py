@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -28,13 +29,17 @@ TIMEOUT = 60  # seconds any one exchange may take
 
 
 @pytest.fixture(scope="module")
-def models() -> Models:
-    """The offline pipeline of the parity case ``pipe/bicif_punc_sent``: VAD -> BiCif Paraformer -> CT punctuation."""
+def models() -> Iterator[Models]:
+    """The offline pipeline of the parity case ``pipe/bicif_punc_sent``: VAD -> BiCif Paraformer -> CT punctuation
+    (one torch thread, as the server runs them: small streaming steps are many times slower on several)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     choice = ModelChoice(model=str(MODELS / "bicif_paraformer_tiny"), online_model=None, vad_model=str(BUNDLED_VAD),
                          punc_model=str(MODELS / "ct_punc_tiny"))
     runner = Runner(build_task(choice.model, device="cpu"), "asr", build_task(choice.vad_model, device="cpu"),
                     build_task(choice.punc_model, device="cpu"), {"disable_pbar": True})
-    return Models(choice, runner)
+    yield Models(choice, runner)
+    torch.set_num_threads(threads)
 
 
 @contextmanager
@@ -220,3 +225,20 @@ def test_protocol_parsing():
             parse_chunk_size(bad)
     sents = stamp_sents([{"text": "正是因为hello，", "start": 430, "end": 1130, "timestamp": [[430, 670]] * 5}])
     assert sents == [{"text_seg": "正 是 因 为 hello", "punc": "，", "start": 430, "end": 1130, "ts_list": [[430, 670]] * 5}]
+
+
+def test_2pass_second_pass_per_vad_segment(models):
+    """2pass: streaming VAD cuts the stream; each segment's offline pass (BiCif + punctuation) arrives with its times,
+    and together they give the pipeline's segments, timestamps and raw text."""
+    vad = parity_cases("vad/pub_concat")[0]["expected"][0]["value"]
+    want = PIPE["expected"][0]
+    with server(models) as address:
+        replies = client(address, {"mode": "2pass", "chunk_size": [5, 10, 5], "wav_name": "p"}, pcm("pub_concat.wav"))
+    finals = [r for r in replies if r["mode"] == "2pass-offline"]
+    assert [r["is_final"] for r in finals] == [False] * (len(finals) - 1) + [True]
+    assert close_ms([[r["start_time"], r["end_time"]] for r in finals], vad)
+    assert [r["index"] for r in finals] == list(range(len(vad))) and all(r["slice_type"] == 2 for r in finals)
+    assert close_ms([ts for r in finals for ts in json.loads(r["timestamp"])], want["timestamp"])
+    strip = str.maketrans("", "", "，。？、.?")
+    assert norm_text("".join(r["text"] for r in finals).translate(strip), False) == norm_text(want["text"].translate(strip), False)
+    assert all(r["stamp_sents"] and r["text"][-1] in "，。？、." for r in finals)  # offline punctuation closes each

@@ -39,7 +39,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     m.add_argument("--engine", choices=["torch", "onnx"], default="torch", help="PyTorch, or onnxruntime over exported folders")
     m.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     m.add_argument("--quantize", action="store_true", help="onnx: run the int8 graphs")
-    m.add_argument("--ncpu", type=int, default=4, help="threads per model run")
+    m.add_argument("--ncpu", type=int, default=1, help="threads per model run (default 1: connections run in parallel instead)")
     m.add_argument("--hub", default="hf", choices=["hf", "ms"], help="model hub for names")
     s = p.add_argument_group("serving")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")

@@ -25,7 +25,7 @@ class ModelChoice:
     engine: str = "torch"
     device: str = "cpu"
     quantize: bool = False  # onnx: the int8 graphs
-    ncpu: int = 4
+    ncpu: int = 1  # threads per model run: more only pays for long offline passes on an idle machine
     hub: str = "hf"
 
     def __post_init__(self) -> None:
@@ -77,8 +77,12 @@ class Models:
         if online is not None and not hasattr(online, "create_stream"):
             raise ConfigError(f"online_model={choice.online_model!r} cannot decode streams; pass a streaming model "
                               "(e.g. paraformer-zh-streaming) or none")
+        realtime_punc = task(choice.realtime_punc_model)
+        if realtime_punc is not None and not hasattr(realtime_punc, "create_stream"):
+            raise ConfigError(f"realtime_punc_model={choice.realtime_punc_model!r} keeps no per-connection state; pass a "
+                              "realtime punctuation model (CTTransformerStreaming) or none (punc_model is used per segment)")
         offline = Runner(asr, "asr", task(choice.vad_model), task(choice.punc_model), {"disable_pbar": True})
-        return cls(choice, offline, online, task(choice.realtime_punc_model))
+        return cls(choice, offline, online, realtime_punc)
 
     @property
     def modes(self) -> tuple[str, ...]:

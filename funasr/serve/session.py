@@ -18,7 +18,7 @@ import soxr
 
 from funasr.audio import AudioItem, TextItem
 from funasr.errors import FunASRError
-from funasr.sentences import sentences_from_punctuation
+from funasr.sentences import PUNC_MARKS, sentences_from_punctuation
 from funasr.serve.batcher import StreamBatcher
 from funasr.serve.models import Models
 from funasr.serve.protocol import (
@@ -193,8 +193,11 @@ class Connection:
         if stamps:
             message["timestamp"] = timestamp_string(stamps)
         if text.strip() and (punc_stream is not None or m.punc is not None):
-            if punc_stream is not None:
-                out = m.realtime_punc.punctuate_stream(punc_stream, text, final=final)
+            if punc_stream is not None:  # continues the connection's earlier sentences; the input's end closes with 。
+                punc_stream.accept_text(text)
+                out = m.realtime_punc.decode_streams([punc_stream])[0]
+                if final and out["text"] and out["text"][-1] not in PUNC_MARKS:
+                    out["text"] += "。"
             else:
                 out = m.punc([TextItem(cfg.wav_name, text)], self.options.punc)[0]
             message["text"] = out["text"]

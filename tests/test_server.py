@@ -1,6 +1,7 @@
 """funasr-server over real sockets: FunASR's client protocol, the OpenAI-compatible API, limits and faults."""
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -9,7 +10,6 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 import httpx
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -17,8 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from conftest import AUDIO, BUNDLED_VAD, MODELS, close_ms, norm_text, parity_cases
-from funasr.auto_model import build_task
-from funasr.runner import Runner
+from funasr.audio import AudioItem
 from funasr.serve.app import ServerConfig, create_app, serving
 from funasr.serve.models import ModelChoice, Models
 from funasr.serve.protocol import NOT_PCM, parse_chunk_size, ProtocolError, stamp_sents
@@ -33,20 +32,17 @@ def models() -> Iterator[Models]:
     """The offline pipeline of the parity case ``pipe/bicif_punc_sent``: VAD -> BiCif Paraformer -> CT punctuation
     (one torch thread, as the server runs them: small streaming steps are many times slower on several)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     choice = ModelChoice(model=str(MODELS / "bicif_paraformer_tiny"), online_model=None, vad_model=str(BUNDLED_VAD),
-                         punc_model=str(MODELS / "ct_punc_tiny"))
-    runner = Runner(build_task(choice.model, device="cpu"), "asr", build_task(choice.vad_model, device="cpu"),
-                    build_task(choice.punc_model, device="cpu"), {"disable_pbar": True})
-    yield Models(choice, runner)
+                         punc_model=str(MODELS / "ct_punc_tiny"), realtime_punc_model=str(MODELS / "ct_punc_realtime_tiny"))
+    yield Models.load(choice)
     torch.set_num_threads(threads)
 
 
 @contextmanager
-def server(models: Models, **config) -> Iterator[str]:
-    """A server on a free loopback port; yields its ws:// URL."""
+def server(models: Models, send_buffer_bytes: Optional[int] = None, **config) -> Iterator[str]:
+    """A server on a free loopback port; yields its ``host:port``."""
     cfg = ServerConfig(**config)
-    with serving(create_app(models, cfg), max_message_bytes=cfg.max_message_bytes) as port:
+    with serving(create_app(models, cfg), max_message_bytes=cfg.max_message_bytes, send_buffer_bytes=send_buffer_bytes) as port:
         yield f"127.0.0.1:{port}"
 
 
@@ -240,5 +236,58 @@ def test_2pass_second_pass_per_vad_segment(models):
     assert [r["index"] for r in finals] == list(range(len(vad))) and all(r["slice_type"] == 2 for r in finals)
     assert close_ms([ts for r in finals for ts in json.loads(r["timestamp"])], want["timestamp"])
     strip = str.maketrans("", "", "，。？、.?")
-    assert norm_text("".join(r["text"] for r in finals).translate(strip), False) == norm_text(want["text"].translate(strip), False)
-    assert all(r["stamp_sents"] and r["text"][-1] in "，。？、." for r in finals)  # offline punctuation closes each
+    assert norm_text("".join(r["text"] for r in finals).translate(strip), False).lower() == norm_text(want["text"].translate(strip), False).lower()
+    # realtime punctuation continues across the connection's sentences (one stream), the last closed with 。
+    audio = sf.read(AUDIO / "pub_concat.wav", dtype="float32")[0]
+    raw = [models.asr([AudioItem("p", audio[r["start_time"] * 16 : r["end_time"] * 16])])[0]["text"] for r in finals]
+    stream = models.realtime_punc.create_stream()
+    for r, text in zip(finals, raw):
+        stream.accept_text(text)
+        assert r["text"] == models.realtime_punc.decode_streams([stream])[0]["text"] + ("。" if r["is_final"] else "")
+    assert all(sum(len(s["ts_list"]) for s in r["stamp_sents"]) == len(json.loads(r["timestamp"])) for r in finals)
+def test_slow_reader_is_closed_and_others_go_on(models):
+    """A client that never reads its results: the server keeps at most a few for it, then closes it; a client
+    alongside is served and the connection count returns to zero."""
+    from websockets.asyncio.client import connect as connect_async
+
+    limits = Limits(max_pending_results=4)
+    with server(models, limits=limits, send_timeout_s=1.0, send_buffer_bytes=4096) as address:
+        host, port = address.split(":")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        sock.connect((host, int(port)))
+
+        async def never_reading() -> None:
+            async with connect_async(f"ws://{address}/", sock=sock, max_queue=1, close_timeout=1, compression=None) as ws:
+                await ws.send(json.dumps({"mode": "offline", "wav_name": "x" * 200}))
+                try:
+                    for _ in range(3000):  # each asks for a reply (an empty utterance), none is read
+                        await ws.send(json.dumps({"is_speaking": False}))
+                except ConnectionClosed:  # closed by the server while sending
+                    pass
+                replies = await asyncio.to_thread(client, address, {"mode": "offline", "wav_name": "good"}, pcm("example.wav"))
+                assert replies[-1]["is_final"] is True and replies[-1]["wav_name"] == "good"
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and (await asyncio.to_thread(health, address))["connections"]:
+                    await asyncio.sleep(0.2)
+                assert (await asyncio.to_thread(health, address))["connections"] == 0, "the slow reader is still served"
+
+        asyncio.run(never_reading())
+
+
+def health(address: str) -> dict:
+    """GET /health."""
+    return httpx.get(f"http://{address}/health", timeout=TIMEOUT).json()
+
+
+@pytest.mark.slow
+def test_onnx_engine_offline_mode(export_root):
+    """The onnxruntime engine (exported folders) serves the same offline result."""
+    from conftest import exported
+
+    choice = ModelChoice(model=str(exported(export_root, "bicif_paraformer_tiny")), online_model=None,
+                         vad_model=str(exported(export_root, "fsmn-vad")), punc_model=str(exported(export_root, "ct_punc_tiny")),
+                         engine="onnx")
+    with server(Models.load(choice)) as address:
+        replies = client(address, {"mode": "offline", "wav_name": "pub_concat"}, pcm("pub_concat.wav"))
+    check_pipeline_result(replies[-1])

@@ -63,18 +63,20 @@ def test_browser_page_streams_microphone_2pass(models, tmp_path):  # noqa: F811
             port = int(port_file.read_text().split()[0])
             targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
             with connect(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"], max_size=None) as ws:
-                final, error, shot = drive(Page(ws))
+                final, error, shot, partials = drive(Page(ws))
         finally:
             proc.terminate()
             proc.wait(10)
     png = Path(tmp_path / "page.png")
     png.write_bytes(base64.b64decode(shot))
     assert not error and final.strip(), (final, error)
+    assert partials > 0 or models.online is None  # live partials whenever a streaming model is loaded
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
-def drive(page: Page) -> tuple[str, str, str]:
-    """Start, let the file play, stop, wait for the final message: (final text, error text, PNG screenshot base64)."""
+def drive(page: Page) -> tuple[str, str, str, int]:
+    """Start, let the file play, stop, wait for the final message: (final text, error text, PNG screenshot base64,
+    partial results shown)."""
     while page.js("document.readyState") != "complete":
         time.sleep(0.1)
     page.js("document.getElementById('start').click()")
@@ -87,7 +89,8 @@ def drive(page: Page) -> tuple[str, str, str]:
     deadline = time.monotonic() + 30
     while page.js("document.body.dataset.finished") != "1" and time.monotonic() < deadline:
         time.sleep(0.2)
+    partials = int(page.js("document.body.dataset.partials || '0'"))
     final = page.js("document.getElementById('final').textContent")
     error = page.js("document.getElementById('error').textContent")
     shot = page.call("Page.captureScreenshot", format="png")["data"]
-    return final, error, shot
+    return final, error, shot, partials

@@ -118,11 +118,14 @@ class Server:
                     raise SlowReader
                 if receive not in done:
                     receive.cancel()
+                    if conn.busy:  # results still being computed: the client is waiting for them, not idle
+                        continue
                     reason = (NORMAL, f"idle timeout: nothing received for {self.config.limits.idle_timeout_s:g} s")
                     break
                 message = receive.result()
                 if message["type"] == "websocket.disconnect":
                     conn.close()
+                    writer.cancel()
                     return
                 if message.get("text") is not None:
                     await conn.on_text(message["text"])
@@ -141,6 +144,7 @@ class Server:
             closed.set()
         except WebSocketDisconnect:
             conn.close()
+            writer.cancel()
             return
         except Exception as e:  # a decoding failure: this connection ends, the others go on
             log.exception("connection failed")
@@ -212,8 +216,11 @@ def check(request: Request, server: Server) -> Optional[JSONResponse]:
 
 @contextmanager
 def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0, max_message_bytes: int = 1 << 20,
-            ssl: Optional[tuple[str, str]] = None) -> Iterator[int]:
-    """Run ``app`` with uvicorn in a background thread (tests, benchmarks); yields the bound port."""
+            ssl: Optional[tuple[str, str]] = None, send_buffer_bytes: Optional[int] = None) -> Iterator[int]:
+    """Run ``app`` with uvicorn in a background thread (tests, benchmarks); yields the bound port.
+
+    ``send_buffer_bytes`` sets the kernel send buffer of the accepted sockets (a small one shows a slow reader soon).
+    """
     import socket
     import threading
 
@@ -221,6 +228,8 @@ def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0, max_message_by
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer_bytes:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
     sock.bind((host, port))
     config = uvicorn.Config(app, ws="websockets-sansio", ws_max_size=max_message_bytes, log_level="warning", lifespan="on",
                             ssl_certfile=ssl[0] if ssl else None, ssl_keyfile=ssl[1] if ssl else None)

@@ -41,6 +41,22 @@ class Limits:
     max_pending_results: int = 256  # results waiting for a client that does not read: then it is closed
 
 
+def punc_ids(text: str, units: list[str]) -> Optional[list[int]]:
+    """Per unit, the punctuation id (1: none, 2..: ``PUNC_MARKS``) the punctuated ``text`` puts after it; None when
+    the units are not all found in order (realtime punctuation's ``punc_array`` covers carried words, so it is not used)."""
+    ids, pos = [], 0
+    for unit in units:
+        at = text.find(unit, pos)
+        if at < 0:
+            return None
+        pos = at + len(unit)
+        while text[pos : pos + 1] == " ":
+            pos += 1
+        mark = text[pos : pos + 1]
+        ids.append(PUNC_MARKS.index(mark) + 2 if mark and mark in PUNC_MARKS else 1)
+    return ids
+
+
 class Connection:
     """FunASR's server side of one connection."""
 
@@ -201,9 +217,9 @@ class Connection:
             else:
                 out = m.punc([TextItem(cfg.wav_name, text)], self.options.punc)[0]
             message["text"] = out["text"]
-            array = list(out.get("punc_array") or [])
-            if stamps and len(array) == len(stamps) == len(units):
-                message["stamp_sents"] = stamp_sents(sentences_from_punctuation(array, stamps, units))
+            ids = punc_ids(out["text"], units)
+            if stamps and ids is not None and len(stamps) == len(units):
+                message["stamp_sents"] = stamp_sents(sentences_from_punctuation(ids, stamps, units))
         if not message["text"] and not final:
             return None
         return message
@@ -283,6 +299,11 @@ class Connection:
                 self.send(message)
 
         self.jobs = asyncio.get_running_loop().create_task(run())
+
+    @property
+    def busy(self) -> bool:
+        """Whether offline passes are still queued or running."""
+        return self.jobs is not None and not self.jobs.done()
 
     async def drain(self) -> None:
         """Wait for every queued offline pass (their messages are sent)."""

@@ -135,6 +135,8 @@ def test_cif_fires_exactly_the_target_length():
     want[0, 2, 5:8] = torch.tensor([0.25, 0.375, 0.375])
     want[1, 0, :4] = 0.25  # item 1: one token of the 4 valid frames, nothing after it
     assert torch.allclose(embeds, want, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed-precision training: the CIF stays float32
+        assert torch.equal(criterion.target_cif(enc, torch.tensor([8, 4]), torch.tensor([3, 1]), 3)[0], embeds)
 
 
 def test_total_loss_is_the_weighted_sum_and_gradients_reach_every_parameter():

@@ -157,7 +157,8 @@ class ParaformerCriterion(nn.Module):
         loss = loss_att if loss_ctc is None else (1 - self.ctc_weight) * loss_att + self.ctc_weight * loss_ctc
         loss = loss + self.predictor_weight * loss_pre
         if isinstance(model.predictor, CifPredictorV3):
-            predicted2 = model.predictor.raw_upsampled_alphas(enc, enc_lens).sum(-1)
+            with torch.autocast(enc.device.type, enabled=False):
+                predicted2 = model.predictor.raw_upsampled_alphas(enc.float(), enc_lens).sum(-1)
             loss_pre2 = mae_loss(target_lens, predicted2, self.length_normalized)
             loss = loss + 0.5 * self.predictor_weight * loss_pre2
             stats["loss_pre2"] = float(loss_pre2.detach())
@@ -174,8 +175,12 @@ class ParaformerCriterion(nn.Module):
     def target_cif(
         self, enc: torch.Tensor, enc_lens: torch.Tensor, target_lens: torch.Tensor, max_len: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """CIF with the alphas scaled to fire ``target_lens`` tokens -> (embeddings (B, max_len, D), raw Σα (B,))."""
-        hidden, alphas = self.model.predictor.masked_alphas(enc, enc_lens)
+        """CIF with the alphas scaled to fire ``target_lens`` tokens -> (embeddings (B, max_len, D), raw Σα (B,)).
+
+        In float32 under any autocast, as the reference's predictor.
+        """
+        with torch.autocast(enc.device.type, enabled=False):
+            hidden, alphas = self.model.predictor.masked_alphas(enc.float(), enc_lens)
         predicted = alphas.sum(-1)
         alphas = alphas * (target_lens.float() / predicted)[:, None]
         _, fire, remain = prefix_fire(alphas)

@@ -1,0 +1,149 @@
+"""funasr-train: fine-tuning into a complete model folder, exact resume, torchrun DDP, averaging, checks."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import MODELS, ROOT
+from funasr.auto_model import AutoModel
+from funasr.errors import ConfigError, FunASRError, OptionError
+from funasr.models.checkpoint import read_state_dict
+from funasr.train import checkpoint
+from funasr.train.config import load_config
+from funasr.train.optim import WarmupLR
+from funasr.train.run import train
+from training import make_jsonl
+
+TINY = MODELS / "paraformer_tiny"
+
+
+def args(data: Path, out: Path, *extra: str) -> list[str]:
+    """A funasr-train command line fine-tuning the tiny Paraformer on ``data`` (train and valid)."""
+    return [f"++model={TINY}", f"++train_data_set_list={data}", f"++valid_data_set_list={data}",
+            "++dataset_conf.batch_type=example", "++dataset_conf.batch_size=4", "++dataset_conf.num_workers=0",
+            "++train_conf.log_interval=1", "++optim_conf.lr=0.002", "++scheduler_conf.warmup_steps=10",
+            f"++output_dir={out}", "++device=cpu", *extra]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_jsonl(tmp_path_factory.mktemp("corpus"), n=8)
+
+
+def history(folder: Path) -> list[tuple]:
+    """(step, loss, acc, lr) of every logged step of the run saved in ``folder/model.pt``."""
+    return [(h["step"], h["loss"], h["acc"], h["lr"]) for h in checkpoint.load(folder / "model.pt")["history"]]
+
+
+def test_finetune_writes_a_model_folder_that_autmodel_and_export_load(corpus, tmp_path):
+    out = train(load_config(args(corpus, tmp_path / "exp", "++train_conf.max_epoch=2", "++train_conf.avg_nbest_model=2")))
+    for name in ("config.yaml", "configuration.json", "tokens.json", "am.mvn", "model.pt", "model.pt.ep1",
+                 "model.pt.ep2", "model.pt.best", "model.pt.avg2"):
+        assert (out / name).is_file(), name
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    trained = read_state_dict(out / "model.pt")
+    start = read_state_dict(TINY / "model.pt")
+    key = "decoder.decoders.0.feed_forward.w_1.weight"
+    assert not torch.equal(trained[key], start[key])
+    model = AutoModel(model=str(out), device="cpu", disable_pbar=True)
+    assert torch.equal(model.model.state_dict()[key], trained[key])  # the trained weights, not the starting ones
+    assert model.generate(input=str(corpus.parent / "wav" / "utt00.wav"))[0]["key"] == "utt00"
+    from funasr.bin.export import main as export_main
+
+    assert export_main(["--model", str(out), "--output-dir", str(tmp_path / "onnx")]) == 0
+    assert (tmp_path / "onnx" / "model.onnx").is_file()
+
+
+def test_resume_from_model_pt_continues_exactly(corpus, tmp_path):
+    # 3 batches an epoch (3, 3, 2 utterances); a checkpoint every 2 steps as well as at epoch ends.
+    common = ("++dataset_conf.batch_size=3", "++train_conf.max_epoch=2", "++train_conf.validate_interval=2",
+              "++train_conf.avg_nbest_model=0")
+    whole = train(load_config(args(corpus, tmp_path / "whole", *common)))
+    want = history(whole)
+    assert [h[0] for h in want] == [1, 2, 3, 4, 5, 6]
+    for saved, steps in (("model.pt.ep1.2", 2), ("model.pt.ep1", 3)):  # inside the first epoch, at its end
+        again = tmp_path / f"from-{saved}"
+        again.mkdir()
+        shutil.copyfile(whole / saved, again / "model.pt")
+        assert history(train(load_config(args(corpus, again, *common, "++resume=true")))) == want, saved
+        assert checkpoint.load(again / "model.pt")["step"] == 6
+
+
+def test_torchrun_two_processes_step_as_one_with_the_same_global_batch(corpus, tmp_path):
+    common = args(corpus, tmp_path, "++train_conf.max_epoch=1", "++train_conf.avg_nbest_model=0",
+                  "++model_conf.sampling_ratio=0",  # the glancing sampler's draws depend on the batch split
+                  "++optim=sgd", "++optim_conf.lr=0.5")  # Adam's first step is lr * sign(grad): noise-sized grads flip
+    one = train(load_config([*common, "++dataset_conf.batch_size=4", f"++output_dir={tmp_path / 'one'}"]))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), "-m", "funasr.bin.train", *common, "++dataset_conf.batch_size=2",
+           f"++output_dir={tmp_path / 'two'}"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = read_state_dict(one / "model.pt"), read_state_dict(tmp_path / "two" / "model.pt")
+    start = read_state_dict(TINY / "model.pt")
+    assert a.keys() == b.keys()
+    assert any(not torch.equal(a[k], start[k]) for k in a)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert checkpoint.load(one / "model.pt")["step"] == checkpoint.load(tmp_path / "two" / "model.pt")["step"] == 2
+
+
+def test_average_is_the_elementwise_mean(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    states = [{"w": torch.randn(3, 4, generator=gen), "h": torch.randn(5, generator=gen).half(), "n": torch.tensor(i)}
+              for i in range(3)]
+    paths = []
+    for i, state in enumerate(states):
+        paths.append(tmp_path / f"model.pt.ep{i + 1}")
+        torch.save({"state_dict": state}, paths[-1])
+    avg = checkpoint.average_state_dicts(paths)
+    torch.testing.assert_close(avg["w"], torch.stack([s["w"] for s in states]).mean(0))
+    assert avg["h"].dtype == torch.float16
+    torch.testing.assert_close(avg["h"], torch.stack([s["h"].double() for s in states]).mean(0).half())
+    assert int(avg["n"]) == 0 + 1 + 2  # integer tensors are summed, as FunASR does
+
+
+def test_warmuplr_is_funasrs():
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([param], lr=5e-4)
+    sched = WarmupLR(opt, warmup_steps=30000)
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(3.333e-8, rel=1e-3)  # logged by FunASR at step 1
+    for _ in range(29999):
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-4 * (30000 / 30001) ** 0.5, rel=1e-6)  # past the peak
+
+
+@pytest.mark.parametrize("extra, error, words", [
+    (["++train_conf.max_epochs=3"], OptionError, "train_conf.max_epochs"),
+    (["++train_conf.max_epoch=0"], OptionError, "integer >= 1"),
+    (["++train_conf.use_fp16=true", "++train_conf.use_bf16=true"], OptionError, "pick one"),
+    (["++optim=adamx"], OptionError, "adam, adamw, sgd"),
+    (["++optim_conf.learning_rate=0.1"], OptionError, "optim_conf.learning_rate"),
+    (["++optim_conf.lr=-1"], OptionError, "lr"),
+    (["++scheduler_conf.warmup_steps=0"], OptionError, "warmup_steps"),
+    (["++lr=0.1"], OptionError, "++lr is not a training option"),
+    (["++valid_data_set_list=/nonexistent.jsonl"], OptionError, "does not exist"),
+    (["++model=/nonexistent/model"], FunASRError, "/nonexistent/model"),
+    (["++tokenizer_conf.token_list=/nonexistent/tokens.json"], ConfigError, "token_list"),
+    (["++init_param=/nonexistent/model.pt"], OptionError, "init_param"),
+    (["++device=gpu"], OptionError, "device"),
+    (["train_conf.max_epoch"], OptionError, "++key=value"),
+])
+def test_bad_options_are_refused_before_any_work(corpus, tmp_path, extra, error, words):
+    with pytest.raises(error, match=None) as e:
+        load_config(args(corpus, tmp_path / "exp", *extra))
+    assert words in str(e.value)
+    assert not (tmp_path / "exp").exists()

@@ -58,6 +58,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--punc-model", help="punctuation model for the ASR text (ct-punc, ct-punc-c, ...)")
     p.add_argument("--hub", default="hf", choices=["hf", "ms"], help="where model names are downloaded from (default: hf)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--init-param", help="weights to load instead of the --model folder's model.pt "
+                   "(e.g. a funasr-train checkpoint such as exp/model.pt.avg10)")
     p.add_argument("--hotword", help='hotwords for SeACo / contextual models: "word1 word2" or a .txt file')
     p.add_argument("--batch-size-s", type=float, default=300, help="seconds of speech per ASR batch with a VAD (default: 300)")
     p.add_argument("-o", "--output-dir", help="write 1best_recog/{text,token,timestamp} (and --format files) here")
@@ -72,6 +74,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         p.error("--format needs --output-dir")
     if args.punc_model and not args.model:
         p.error("--punc-model punctuates ASR text: give the ASR model with --model")
+    if args.init_param and not args.model:
+        p.error("--init-param replaces the weights of --model: give the model with --model")
     return args
 
 
@@ -80,6 +84,8 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"hub": args.hub, "device": args.device}
     if args.model:
         kwargs["model"] = args.model
+        if args.init_param:
+            kwargs["init_param"] = args.init_param
         if args.vad_model:
             kwargs["vad_model"] = args.vad_model
         if args.punc_model:

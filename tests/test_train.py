@@ -1,6 +1,8 @@
 """funasr-train: fine-tuning into a complete model folder, exact resume, torchrun DDP, averaging, checks."""
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import socket
@@ -19,7 +21,7 @@ from funasr.train import checkpoint
 from funasr.train.config import load_config
 from funasr.train.optim import WarmupLR
 from funasr.train.run import train
-from training import make_jsonl
+from training import make_corpus, make_jsonl
 
 TINY = MODELS / "paraformer_tiny"
 
@@ -81,12 +83,9 @@ def test_torchrun_two_processes_step_as_one_with_the_same_global_batch(corpus, t
                   "++model_conf.sampling_ratio=0",  # the glancing sampler's draws depend on the batch split
                   "++optim=sgd", "++optim_conf.lr=0.5")  # Adam's first step is lr * sign(grad): noise-sized grads flip
     one = train(load_config([*common, "++dataset_conf.batch_size=4", f"++output_dir={tmp_path / 'one'}"]))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = _recipe_env()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), "-m", "funasr.bin.train", *common, "++dataset_conf.batch_size=2",
+           "--master_port", env["MASTER_PORT"], "-m", "funasr.bin.train", *common, "++dataset_conf.batch_size=2",
            f"++output_dir={tmp_path / 'two'}"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -147,3 +146,117 @@ def test_bad_options_are_refused_before_any_work(corpus, tmp_path, extra, error,
         load_config(args(corpus, tmp_path / "exp", *extra))
     assert words in str(e.value)
     assert not (tmp_path / "exp").exists()
+
+
+def _recipe_env(**settings: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "python": sys.executable, "MASTER_PORT": str(_free_port())}
+    env.update(settings)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_finetune_sh_runs_lists_to_cer(tmp_path):
+    lists = make_corpus(tmp_path / "corpus", n=8)
+    data = tmp_path / "list"
+    data.mkdir()
+    for split in ("train", "val"):
+        shutil.copyfile(lists["wav.scp"], data / f"{split}_wav.scp")
+        shutil.copyfile(lists["text"], data / f"{split}_text.txt")
+    out = tmp_path / "outputs"
+    env = _recipe_env(model=str(TINY), data_dir=str(data), output_dir=str(out), device="cpu", batch_type="example",
+                      batch_size="4", max_epoch="1", num_workers="0", avg_num="1", lr="0.002")
+    done = subprocess.run(["bash", str(ROOT / "egs" / "finetune.sh"), "++scheduler_conf.warmup_steps=10"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "%CER" in done.stdout
+    for name in ("config.yaml", "tokens.json", "am.mvn", "model.pt", "model.pt.avg1", "log.txt"):
+        assert (out / name).is_file(), name
+    assert len((out / "decode_val_avg1" / "1best_recog" / "text").read_text(encoding="utf-8").splitlines()) == 8
+
+
+@pytest.mark.slow
+def test_aishell_recipe_from_scratch_overfits_a_tiny_corpus(tmp_path):
+    """All stages on 20 clips (train = dev = test): the tiny Paraformer learns them (CER ~0), loads and exports."""
+    raw = tmp_path / "raw"
+    lists = make_corpus(raw / "train", n=20)
+    for split in ("dev", "test"):
+        (raw / split).mkdir()
+        for name in ("wav.scp", "text"):
+            shutil.copyfile(lists[name], raw / split / name)
+    env = _recipe_env(raw_data=str(raw), work=str(tmp_path), config="paraformer_tiny.yaml", avg_num="5", device="cpu")
+    done = subprocess.run(["bash", str(ROOT / "egs" / "aishell" / "paraformer" / "run.sh"), "++train_conf.max_epoch=80"],
+                          env=env, capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    exp = tmp_path / "exp" / "baseline_paraformer_tiny_zh_char_exp1"
+    cer = (exp / "decode_test_avg5" / "text.cer").read_text(encoding="utf-8")
+    assert float(cer.split()[1]) <= 5.0, cer
+    model = AutoModel(model=str(exp), init_param=str(exp / "model.pt.avg5"), device="cpu", disable_pbar=True)
+    refs = dict(line.split(maxsplit=1) for line in lists["text"].read_text(encoding="utf-8").splitlines())
+    got = model.generate(input=str(raw / "train" / "wav" / "utt00.wav"))[0]["text"]
+    assert got.replace(" ", "") == refs["utt00"]
+    from funasr.bin.export import main as export_main
+
+    assert export_main(["--model", str(exp), "--output-dir", str(tmp_path / "onnx")]) == 0
+
+
+def test_non_finite_gradient_norm_skips_the_update(corpus, tmp_path):
+    from funasr.train.distributed import World
+    from funasr.train.run import build_trainer
+
+    trainer, _ = build_trainer(load_config(args(corpus, tmp_path / "exp")), World(), torch.device("cpu"))
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    for p in params:
+        p.grad = torch.ones_like(p)
+    params[3].grad.view(-1)[0] = float("nan")
+    trainer._step()
+    assert (trainer.progress.step, trainer.progress.skipped_steps) == (1, 1)
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+    assert all(p.grad is None for p in params)  # the bad gradients are dropped, not carried into the next step
+    for p in params:
+        p.grad = torch.ones_like(p)
+    trainer._step()
+    assert trainer.progress.skipped_steps == 1
+    assert not torch.equal(params[3], before[3])
+
+
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.slow)])
+def test_gradient_accumulation_and_autocast(tmp_path, precision):
+    # 4 utterances in batches of 2, two batches a step: 1 optimizer step an epoch
+    data = make_jsonl(tmp_path / "corpus", n=4)
+    out = train(load_config(args(data, tmp_path / "exp", f"++train_conf.use_bf16={precision == 'bf16'}",
+                                 "++train_conf.accum_grad=2", "++dataset_conf.batch_size=2", "++train_conf.max_epoch=1",
+                                 "++train_conf.avg_nbest_model=0")))
+    state = checkpoint.load(out / "model.pt")
+    assert state["step"] == 1
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+
+
+def test_bad_data_lines_are_reported_skipped_and_counted(corpus, tmp_path, caplog):
+    good = corpus.read_text(encoding="utf-8").splitlines()
+    first = json.loads(good[0])
+    bad = [
+        "{not json",
+        json.dumps({**first, "key": "gone", "source": str(tmp_path / "missing.wav")}),
+        json.dumps({**first, "key": "empty", "target": "", "target_len": 0}),
+        json.dumps({**first, "key": "oov", "target": "\u9fa5\u9fa4"}),
+        json.dumps({**first, "key": "broken", "source": str(tmp_path / "broken.wav")}),
+        json.dumps({**first, "key": "liar", "source_len": 3}),
+    ]
+    (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join(good[:4] + bad) + "\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        out = train(load_config(args(data, tmp_path / "exp", "++train_conf.max_epoch=1", "++train_conf.avg_nbest_model=0")))
+    log = caplog.text
+    for lineno, key in ((5, "{not json"), (6, "gone"), (7, "empty"), (8, "oov")):
+        assert f"line {lineno}" in log and key in log, (lineno, key)
+    assert "broken" in log and "liar" in log
+    assert "bad training data skipped or corrected" in log
+    assert checkpoint.load(out / "model.pt")["step"] == 2  # 4 good + the corrected one (+ the broken one, dropped in its batch)

@@ -25,8 +25,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "grad_clip": 10.0,  # <= 0: no clipping
     "grad_clip_type": 2.0,
     "log_interval": 50,
-    "validate_interval": 5000,  # steps; validation (and a model.pt.ep{E}.{step} checkpoint) also runs at every epoch end
-    "save_checkpoint_interval": 5000,
+    "validate_interval": None,  # steps between validations + model.pt.ep{E}.{step} checkpoints (also at epoch ends)
+    "save_checkpoint_interval": None,  # FunASR's name of the same interval; 5000 when neither is given
     "keep_nbest_models": 500,
     "avg_nbest_model": 10,
     "avg_keep_nbest_models_type": "acc",
@@ -236,6 +236,13 @@ def check_config(cfg: dict[str, Any]) -> None:
     from funasr.train.optim import check_optim
 
     train = cfg["train_conf"]
+    given = [train[k] for k in ("validate_interval", "save_checkpoint_interval") if train[k] is not None]
+    if len(given) == 2 and given[0] != given[1]:
+        raise OptionError(
+            f"train_conf.validate_interval={train['validate_interval']} and save_checkpoint_interval="
+            f"{train['save_checkpoint_interval']} differ: a checkpoint is saved at each validation; give one of them"
+        )
+    train["validate_interval"] = train["save_checkpoint_interval"] = given[0] if given else 5000
     for key, (ok, allowed) in TRAIN_CHECKS.items():
         if not ok(train[key]):
             raise OptionError(f"train_conf.{key}={train[key]!r} is not allowed: pass {allowed}")

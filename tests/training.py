@@ -1,6 +1,6 @@
 """A tiny speech corpus for the training tests: clips of the parity audio with fixed made-up transcripts.
 
-Twenty clips (0.8-1.6 s) cut from the three fixture recordings, each labelled with 2-5 characters of
+Clips (0.8-1.6 s; twenty by default) cut from the three fixture recordings, each labelled with 2-5 characters of
 the tiny models' token list (seeded, so every run makes the same corpus). A model that learns to
 map each clip to its label has learned the corpus: what the overfitting tests check.
 """
@@ -28,6 +28,7 @@ def make_corpus(root: Path, n: int = 20, seed: int = 0) -> dict[str, Path]:
     rng = np.random.default_rng(seed)
     chars = characters()
     audio = np.concatenate([sf.read(AUDIO / name, dtype="float32")[0] for name in ("example.wav", "sample.wav", "pub_concat.wav")])
+    audio = np.resize(audio, max(len(audio), n * 25600))  # 33 s of audio: larger corpora wrap around it
     (root / "wav").mkdir(parents=True, exist_ok=True)
     scp, text = [], []
     start = 0

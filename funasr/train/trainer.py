@@ -207,10 +207,22 @@ class Trainer:
             if update and interval and p.step % interval == 0:
                 self._validate_and_save(f"model.pt.ep{epoch}.{p.step}")
                 self.net.train()
-        if micro % accum:  # the epoch's last, incomplete accumulation
+        if micro % accum:  # the epoch's last, incomplete accumulation (its batches ran without DDP's sync)
+            self._average_gradients()
             self._step()
         if bar is not None:
             bar.close()
+
+    def _average_gradients(self) -> None:
+        """Average the gradients over the processes by hand (what DDP does on a synchronised backward)."""
+        if self.world.size == 1:
+            return
+        for q in self.model.parameters():
+            if q.requires_grad:
+                if q.grad is None:
+                    q.grad = torch.zeros_like(q)
+                torch.distributed.all_reduce(q.grad)
+                q.grad /= self.world.size
 
     def _step(self) -> None:
         """Clip and apply the accumulated gradients (skipped when their norm is not finite), then the scheduler."""
@@ -221,7 +233,8 @@ class Trainer:
         if conf["grad_clip"] > 0:
             norm = nn.utils.clip_grad_norm_(params, conf["grad_clip"], norm_type=conf["grad_clip_type"])
         else:
-            norm = torch.linalg.vector_norm(torch.stack([q.grad.norm() for q in params if q.grad is not None]))
+            norms = [q.grad.norm() for q in params if q.grad is not None]
+            norm = torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
         p.step += 1
         if self.scaler is not None:
             self.scaler.step(self.optimizer)  # skips the update itself on inf/nan

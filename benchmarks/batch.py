@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--cpus-per-worker", type=int, default=1)
+    parser.add_argument("--backend", default="auto", choices=["auto", "ray", "local"])
     parser.add_argument("--model", help="model folder (default: a random-weight Paraformer-large)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/funasr-bench"))
     args = parser.parse_args()
@@ -75,7 +76,7 @@ def main() -> None:
     for workers in args.workers:
         out = args.work / f"batch-out-{workers}"
         shutil.rmtree(out, ignore_errors=True)
-        summary = transcribe_batch(folder, out, args.model, workers=workers, threads_per_worker=args.cpus_per_worker, device="cpu", progress=False)
+        summary = transcribe_batch(folder, out, args.model, workers=workers, cpus_per_worker=args.cpus_per_worker, device="cpu", backend=args.backend, progress=False)
         one = one or summary.wall_s * workers
         efficiency = one / (summary.wall_s * workers)
         rows.append([f"funasr-batch, {workers} worker(s)", f"{summary.wall_s:.1f}", f"{audio_s / summary.wall_s:.1f}", f"{efficiency:.0%}"])

@@ -1,8 +1,9 @@
-"""Batch transcription of many files (``funasr-batch``): worker processes that each load the model once, resumable JSONL.
+"""Batch transcription of many files (``funasr-batch``): workers that each load the model once, resumable JSONL.
 
 ``transcribe_batch(input, output, model=..., workers=N)`` reads a manifest (a folder, searched
-recursively, a ``wav.scp``, a FunASR ``.jsonl`` or a text list), hands the files to ``N`` worker
-processes longest first (so the work is balanced by audio duration, not file count), and appends
+recursively, a ``wav.scp``, a FunASR ``.jsonl`` or a text list), hands the files to ``N`` workers
+(Ray actors when Ray is installed, on a local Ray instance or a cluster; else local processes)
+longest first (so the work is balanced by audio duration, not file count), and appends
 one JSON line per file to ``OUTPUT/results.jsonl`` as each finishes: ``key``, ``source``, the
 result fields (``text``, ``timestamp``, ``sentence_info``, ...) or ``error``, ``duration`` (s of
 audio) and ``processing_time`` (s). Requested per-file formats (``txt``, ``srt``, ``json``) are
@@ -15,6 +16,7 @@ when written, so an interrupted run loses nothing that was reported.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import multiprocessing as mp
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 RESULTS = "results.jsonl"
 FILE_FORMATS = {"txt": to_txt, "srt": to_srt, "json": to_json}
 ENGINES = ("torch", "onnx")
+BACKENDS = ("auto", "local", "ray")
 MAX_ATTEMPTS = 2  # a file whose worker dies this many times is recorded with an error
 POLL_S = 0.2
 
@@ -153,6 +156,12 @@ def transcribe(model: Any, spec: ModelSpec, job: Job) -> dict[str, Any]:
             "processing_time": round(time.monotonic() - start, 3)}
 
 
+def died_record(job: Job, last: str) -> dict[str, Any]:
+    """The record of a job whose worker died MAX_ATTEMPTS times."""
+    return {"key": job.key, "source": job.source, "duration": round(job.duration, 3),
+            "error": f"the worker process died {job.attempts} times on this input (last: {last})"}
+
+
 def _worker(spec: ModelSpec, tasks: Any, results: Any, wid: int) -> None:
     """A worker process: load the model once, then transcribe the jobs sent to it until ``None``."""
     try:
@@ -224,8 +233,7 @@ class LocalPool:
             if job is not None:
                 job.attempts += 1
                 if job.attempts >= MAX_ATTEMPTS:
-                    on_record({"key": job.key, "source": job.source, "duration": round(job.duration, 3),
-                               "error": f"the worker process died {job.attempts} times on this input (last exit code {proc.exitcode})"})
+                    on_record(died_record(job, f"exit code {proc.exitcode}"))
                 else:
                     todo.insert(0, job)
             self._start()
@@ -243,6 +251,80 @@ class LocalPool:
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
+
+
+class Transcriber:
+    """A Ray actor: the model loaded once, then one job per call."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.model = spec.load()
+
+    def run(self, job: Job) -> dict[str, Any]:
+        """The JSONL record of ``job``."""
+        return transcribe(self.model, self.spec, job)
+
+    def pid(self) -> int:
+        """The actor's process id."""
+        return os.getpid()
+
+
+class RayPool:
+    """Ray actors, one model each, on a local Ray instance (started here) or the cluster at ``address``.
+
+    One job in flight per actor; an actor that dies is replaced and its job retried first, or
+    recorded once actors died on it MAX_ATTEMPTS times.
+    """
+
+    def __init__(self, spec: ModelSpec, workers: int, address: Optional[str] = None, cpus_per_worker: float = 1,
+                 gpus_per_worker: float = 0) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            local = {} if address else {"num_cpus": max(1, int(workers * cpus_per_worker)), "num_gpus": int(workers * gpus_per_worker)}
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+        self.ray = ray
+        self.spec = spec
+        self.actor = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)(Transcriber)
+        actors = [self.actor.remote(spec) for _ in range(workers)]
+        self.holding: dict[Any, Optional[Job]] = {a: None for a in actors}
+        try:
+            self.pid_of = dict(zip(actors, ray.get([a.pid.remote() for a in actors])))  # the first actors' processes
+        except ray.exceptions.RayActorError as e:
+            self.close()
+            raise FunASRError(f"a worker could not load the model: {e}") from e
+
+    def run(self, jobs: list[Job], on_record: Callable[[dict[str, Any]], None]) -> None:
+        """Transcribe ``jobs`` (longest first), calling ``on_record`` in the driver as each finishes."""
+        ray = self.ray
+        todo, flying = list(jobs), {}
+        while todo or flying:
+            for actor, held in self.holding.items():
+                if todo and held is None:
+                    self.holding[actor] = job = todo.pop(0)
+                    flying[actor.run.remote(job)] = actor
+            (ref,), _ = ray.wait(list(flying), num_returns=1)
+            actor = flying.pop(ref)
+            job = self.holding[actor]
+            try:
+                record = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                del self.holding[actor]
+                self.holding[self.actor.remote(self.spec)] = None
+                job.attempts += 1
+                log.warning("a worker died on %s: %s", job.key, e)
+                if job.attempts >= MAX_ATTEMPTS:
+                    on_record(died_record(job, type(e).__name__))
+                else:
+                    todo.insert(0, job)
+                continue
+            self.holding[actor] = None
+            on_record(record)
+
+    def close(self) -> None:
+        """Stop the actors."""
+        for actor in list(self.holding):
+            self.ray.kill(actor)
 
 
 @dataclass
@@ -266,6 +348,21 @@ def check_formats(formats: Union[str, Sequence[str], None]) -> tuple[str, ...]:
     return tuple(f for f in names if f != "jsonl")
 
 
+def pick_backend(backend: str, address: Optional[str], gpus_per_worker: float) -> str:
+    """``"ray"`` or ``"local"``: ``auto`` is Ray when it is installed (or an ``address`` is given)."""
+    if backend not in BACKENDS:
+        raise OptionError(f"backend={backend!r} is not allowed: choose from {', '.join(BACKENDS)}")
+    if isinstance(gpus_per_worker, bool) or not isinstance(gpus_per_worker, (int, float)) or not 0 <= gpus_per_worker:
+        raise OptionError(f"gpus_per_worker={gpus_per_worker!r} is not allowed: pass a number >= 0")
+    has_ray = importlib.util.find_spec("ray") is not None
+    chosen = ("ray" if has_ray or address else "local") if backend == "auto" else backend
+    if chosen == "ray" and not has_ray:
+        raise OptionError("Ray is not installed (backend='ray', or an address was given): pip install 'funasr[ray]'")
+    if chosen == "local" and (address or gpus_per_worker):
+        raise OptionError("address and gpus_per_worker need the Ray backend (pip install 'funasr[ray]'); locally, pass device=")
+    return chosen
+
+
 def transcribe_batch(
     input: Union[str, Path, Sequence[str]],
     output: Union[str, Path],
@@ -276,21 +373,27 @@ def transcribe_batch(
     hotword: Optional[str] = None,
     formats: Union[str, Sequence[str], None] = "jsonl",
     workers: int = 1,
-    threads_per_worker: int = 1,
+    cpus_per_worker: int = 1,
+    gpus_per_worker: float = 0,
     device: Optional[str] = None,
     hub: str = "hf",
+    backend: str = "auto",
+    address: Optional[str] = None,
     progress: bool = True,
-    started: Optional[Callable[[LocalPool], None]] = None,
+    started: Optional[Callable[[Any], None]] = None,
 ) -> BatchSummary:
     """Transcribe every file of ``input`` into ``output`` (a folder; see the module docstring).
 
-    ``workers`` processes run ``threads_per_worker`` threads each; ``started`` is called with the
-    worker pool once it runs (to watch its processes).
+    ``workers`` processes (Ray actors, or local processes: ``backend``) run ``cpus_per_worker``
+    threads each; ``gpus_per_worker`` and ``address`` (``auto`` or ``ray://host:port``) need Ray.
+    ``started`` is called with the worker pool once it runs (to watch its processes).
     """
     if engine not in ENGINES:
         raise OptionError(f"engine={engine!r} is not allowed: choose from {', '.join(ENGINES)}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise OptionError(f"workers={workers!r} is not allowed: pass an integer >= 1")
+    for name, value in (("workers", workers), ("cpus_per_worker", cpus_per_worker)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise OptionError(f"{name}={value!r} is not allowed: pass an integer >= 1")
+    backend = pick_backend(backend, address, gpus_per_worker)
     extra = check_formats(formats)
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
@@ -303,7 +406,7 @@ def transcribe_batch(
     generate: dict[str, Any] = {"hotword": hotword} if hotword else {}
     if "srt" in extra and vad_model and punc_model:
         generate["sentence_timestamp"] = True
-    spec = ModelSpec(model, vad_model, punc_model, engine, device, hub, threads_per_worker, generate)
+    spec = ModelSpec(model, vad_model, punc_model, engine, device, hub, cpus_per_worker, generate)
     start = time.monotonic()
     bar = tqdm(total=round(sum(j.duration for j in todo), 1), unit="s audio", disable=not progress or not todo, desc="batch")
 
@@ -324,7 +427,8 @@ def transcribe_batch(
 
     try:
         if todo:
-            workers_pool = LocalPool(spec, min(workers, len(todo)))
+            n = min(workers, len(todo))
+            workers_pool = RayPool(spec, n, address, cpus_per_worker, gpus_per_worker) if backend == "ray" else LocalPool(spec, n)
             try:
                 if started is not None:
                     started(workers_pool)

@@ -1,6 +1,7 @@
 """funasr-batch: worker processes over a folder of files, one JSONL line per file, resumable, crash-safe."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -58,7 +59,7 @@ def check_complete(out: Path, files: dict[str, Path]) -> None:
 def test_folder_transcribed_then_resumed(tmp_path, capsys):
     files = make_folder(tmp_path / "in", 6)
     out = tmp_path / "out"
-    summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, formats="jsonl,txt", progress=False)
+    summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, formats="jsonl,txt", backend="local", progress=False)
     assert (summary.total, summary.transcribed, summary.failed, summary.skipped) == (8, 6, 2, 0)
     check_complete(out, files)
     assert (out / "clip01.txt").read_text(encoding="utf-8").strip() == next(r["text"] for r in records(out) if r["key"] == "clip01")
@@ -66,7 +67,7 @@ def test_folder_transcribed_then_resumed(tmp_path, capsys):
     lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
     keep = [line for line in lines if json.loads(line)["key"] not in ("clip02", "clip04")]
     (out / "results.jsonl").write_text("\n".join(keep) + "\n" + lines[0][:20], encoding="utf-8")
-    assert main([str(tmp_path / "in"), str(out), "--model", MODEL, "-q"]) == 1  # the bad files still fail
+    assert main([str(tmp_path / "in"), str(out), "--model", MODEL, "--backend", "local", "-q"]) == 1  # the bad files still fail
     assert "2 transcribed, 4 already done, 2 failed" in capsys.readouterr().err
     check_complete(out, files)
     # a manifest of the good files, all done already: nothing runs, nothing is written twice
@@ -79,7 +80,8 @@ def test_folder_transcribed_then_resumed(tmp_path, capsys):
 
 def test_onnx_engine_workers(tmp_path, export_root):
     files = make_folder(tmp_path / "in", 2)
-    summary = transcribe_batch(tmp_path / "in", tmp_path / "out", str(exported(export_root, "paraformer_tiny")), engine="onnx", progress=False)
+    summary = transcribe_batch(tmp_path / "in", tmp_path / "out", str(exported(export_root, "paraformer_tiny")), engine="onnx",
+                               backend="local", progress=False)
     assert (summary.transcribed, summary.failed) == (2, 2)
     check_complete(tmp_path / "out", files)
 
@@ -95,6 +97,11 @@ def test_bad_arguments_fail_before_work(tmp_path):
         transcribe_batch(tmp_path / "in", tmp_path / "out", MODEL, workers=0)
     with pytest.raises(OptionError, match="format"):
         transcribe_batch(tmp_path / "in", tmp_path / "out", MODEL, formats="docx")
+    with pytest.raises(OptionError, match="Ray backend"):
+        transcribe_batch(tmp_path / "in", tmp_path / "out", MODEL, backend="local", gpus_per_worker=1)
+    if importlib.util.find_spec("ray") is None:
+        with pytest.raises(OptionError, match="pip install 'funasr\\[ray\\]'"):
+            transcribe_batch(tmp_path / "in", tmp_path / "out", MODEL, address="auto")
     assert not (tmp_path / "out").exists()
 
 
@@ -121,6 +128,36 @@ def test_fifty_files_with_a_worker_killed_mid_run(tmp_path):
 
         threading.Thread(target=watch, daemon=True).start()
 
-    summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, progress=False, started=kill_one_busy_worker)
+    summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, backend="local", progress=False, started=kill_one_busy_worker)
     assert killed and summary.transcribed == 48 and summary.failed == 2
     check_complete(out, files)
+
+
+@pytest.mark.slow
+def test_ray_actors_with_one_killed_then_resumed(tmp_path):
+    ray = pytest.importorskip("ray")
+    files = make_folder(tmp_path / "in", 10)
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def kill_one_busy_actor(pool) -> None:
+        def watch() -> None:
+            while not (out / "results.jsonl").is_file() or len(records(out)) < 2:
+                time.sleep(0.05)
+            actor = next(a for a, job in pool.holding.items() if job is not None and a in pool.pid_of)
+            killed.append(pool.pid_of[actor])
+            os.kill(pool.pid_of[actor], signal.SIGKILL)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    try:
+        summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, backend="ray", progress=False, started=kill_one_busy_actor)
+        assert killed and (summary.transcribed, summary.failed) == (10, 2)
+        check_complete(out, files)
+        lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
+        (out / "results.jsonl").write_text("\n".join(lines[:5]) + "\n", encoding="utf-8")
+        summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, backend="ray", progress=False)
+        assert summary.skipped + summary.transcribed + summary.failed == 12 and summary.skipped >= 3
+        check_complete(out, files)
+    finally:
+        ray.shutdown()

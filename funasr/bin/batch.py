@@ -25,7 +25,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--hotword", help='hotwords for SeACo / contextual models: "word1 word2" or a .txt file')
     p.add_argument("--format", default="jsonl", help="comma-separated outputs: jsonl (always), txt, srt, json (per file)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
-    p.add_argument("--cpus-per-worker", type=int, default=1, help="threads of each worker (default: 1)")
+    p.add_argument("--cpus-per-worker", type=int, default=1, help="threads (and Ray CPUs) of each worker (default: 1)")
+    p.add_argument("--gpus-per-worker", type=float, default=0, help="Ray GPUs of each worker (default: 0)")
+    p.add_argument("--backend", default="auto", choices=["auto", "ray", "local"],
+                   help="Ray actors or local processes (default: Ray when installed)")
+    p.add_argument("--address", help="a Ray cluster: auto or ray://host:10001 (default: a local Ray instance)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... for every worker")
     p.add_argument("--hub", default="hf", choices=["hf", "ms"], help="where model names are downloaded from (default: hf)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no warnings")
@@ -41,7 +45,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         summary = transcribe_batch(
             args.input, args.output, args.model, args.vad_model, args.punc_model, args.engine, args.hotword, args.format,
-            args.workers, args.cpus_per_worker, args.device, args.hub, progress=not args.quiet,
+            args.workers, args.cpus_per_worker, args.gpus_per_worker, args.device, args.hub, args.backend, args.address,
+            progress=not args.quiet,
         )
     except FunASRError as e:
         print(f"funasr-batch: error: {e}", file=sys.stderr)

@@ -80,10 +80,11 @@ def drive(page: Page) -> tuple[str, str, str, int]:
     while page.js("document.readyState") != "complete":
         time.sleep(0.1)
     page.js("document.getElementById('start').click()")
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # the microphone and the socket open (slowly on a busy machine)
     while page.js("document.getElementById('status').textContent") != "listening" and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert page.js("document.getElementById('status').textContent") == "listening", page.js("document.body.innerText")
+    assert page.js("document.getElementById('status').textContent") == "listening", page.js(
+        "JSON.stringify([document.getElementById('start').disabled, document.getElementById('error').textContent, location.href])")
     time.sleep(6.5)  # the file plays in real time (5.5 s)
     page.js("document.getElementById('stop').click()")
     deadline = time.monotonic() + 30

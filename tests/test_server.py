@@ -16,23 +16,27 @@ import torch
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from conftest import AUDIO, BUNDLED_VAD, MODELS, close_ms, norm_text, parity_cases
+from conftest import AUDIO, BUNDLED_VAD, MODELS, PARITY, close_ms, norm_text, parity_cases
 from funasr.audio import AudioItem
 from funasr.serve.app import ServerConfig, create_app, serving
 from funasr.serve.models import ModelChoice, Models
 from funasr.serve.protocol import NOT_PCM, parse_chunk_size, ProtocolError, stamp_sents
 from funasr.serve.session import Limits
 
+STREAMING_MODEL = MODELS / "paraformer_streaming_tiny"  # arrives with the streaming Paraformer
+needs_streaming = pytest.mark.skipif(not STREAMING_MODEL.is_dir(), reason="the streaming Paraformer fixture is not here yet")
 FRAME = 1920  # bytes of a FunASR client frame: 60 ms of 16 kHz int16
 TIMEOUT = 60  # seconds any one exchange may take
 
 
 @pytest.fixture(scope="module")
 def models() -> Iterator[Models]:
-    """The offline pipeline of the parity case ``pipe/bicif_punc_sent``: VAD -> BiCif Paraformer -> CT punctuation
-    (one torch thread, as the server runs them: small streaming steps are many times slower on several)."""
+    """The parity models loaded as the server loads them (one torch thread): the offline pipeline of the parity case
+    ``pipe/bicif_punc_sent`` (VAD -> BiCif Paraformer -> CT punctuation), realtime punctuation, and the streaming
+    Paraformer for partial results once its fixture is there."""
     threads = torch.get_num_threads()
-    choice = ModelChoice(model=str(MODELS / "bicif_paraformer_tiny"), online_model=None, vad_model=str(BUNDLED_VAD),
+    choice = ModelChoice(model=str(MODELS / "bicif_paraformer_tiny"), online_model=str(STREAMING_MODEL) if STREAMING_MODEL.is_dir() else None,
+                         vad_model=str(BUNDLED_VAD),
                          punc_model=str(MODELS / "ct_punc_tiny"), realtime_punc_model=str(MODELS / "ct_punc_realtime_tiny"))
     yield Models.load(choice)
     torch.set_num_threads(threads)
@@ -278,6 +282,50 @@ def test_slow_reader_is_closed_and_others_go_on(models):
 def health(address: str) -> dict:
     """GET /health."""
     return httpx.get(f"http://{address}/health", timeout=TIMEOUT).json()
+
+
+def stream_case(case_id: str) -> dict:
+    """The streaming parity case ``case_id`` (its one utterance)."""
+    cases = json.loads((PARITY / "streaming.json").read_text(encoding="utf-8"))["asr_cases"]
+    return next(c for c in cases if c["id"] == case_id)["utterances"][0]
+
+
+@needs_streaming
+@pytest.mark.parametrize("setting", ["c10_lb4_1", "c8_lb4_1"])
+def test_online_mode_gives_streaming_parity_partials(models, setting):
+    """Online mode, FunASR's client (60 ms frames): one message per chunk that fires tokens, as the streaming
+    parity case predicts call by call; the last (flushed at the end) has is_final."""
+    want = stream_case(f"stream_asr/paraformer_streaming_tiny/example/{setting}/exact")
+    first = {"mode": "online", "chunk_size": want["generate"]["chunk_size"], "wav_name": "ex",
+             "encoder_chunk_look_back": want["generate"]["encoder_chunk_look_back"],
+             "decoder_chunk_look_back": want["generate"]["decoder_chunk_look_back"]}
+    with server(models) as address:
+        replies = client(address, first, pcm("example.wav"))
+    calls = want["calls"]
+    expected = [c["text"] for c in calls[:-1] if c["text"]] + [calls[-1]["text"]]
+    assert [r["text"] for r in replies] == expected
+    assert all(r["mode"] == "online" and r["wav_name"] == "ex" for r in replies)
+    assert [r["is_final"] for r in replies] == [False] * (len(replies) - 1) + [True]
+
+
+@needs_streaming
+def test_2pass_partials_follow_the_streaming_model(models):
+    """2pass: the first sentence's 2pass-online partials are the streaming parity case's texts, chunk by chunk,
+    until its VAD end; each later sentence streams from a fresh state; every sentence gets its 2pass-offline."""
+    want = stream_case("stream_asr/paraformer_streaming_tiny/pub_concat/c10_lb4_1/exact")
+    first = {"mode": "2pass", "chunk_size": [0, 10, 5], "encoder_chunk_look_back": 4, "decoder_chunk_look_back": 1,
+             "wav_name": "p"}
+    with server(models) as address:
+        replies = client(address, first, pcm("pub_concat.wav"))
+    online = [r for r in replies if r["mode"] == "2pass-online"]
+    sentence0 = [r["text"] for r in online if r["index"] == 0]
+    expected = [c["text"] for c in want["calls"] if c["text"]]
+    assert len(sentence0) >= 3 and sentence0 == expected[: len(sentence0)]
+    assert [r["slice_type"] for r in online if r["index"] == 0] == [0] + [1] * (len(sentence0) - 1)
+    finals = [r for r in replies if r["mode"] == "2pass-offline"]
+    assert {r["index"] for r in online} <= {r["index"] for r in finals} and len({r["index"] for r in online}) >= 2
+    assert replies[-1]["mode"] == "2pass-offline" and replies[-1]["is_final"] is True
+    assert all(not r["is_final"] for r in replies[:-1])
 
 
 @pytest.mark.slow

@@ -339,8 +339,8 @@ def source_name(source: Source) -> str:
     return str(source.value)[:200] if isinstance(source.value, (str, Path)) else source.key
 
 
-def decode_source(source: Source, fs: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode one source to a float32 mono waveform at 16 kHz."""
+def decode_source(source: Source, fs: int = SAMPLE_RATE, empty_ok: bool = False) -> np.ndarray:
+    """Decode one source to a float32 mono waveform at 16 kHz (``empty_ok``: an array or bytes may hold no samples)."""
     value, name = source.value, source_name(source)
     array = to_numpy(value)
     if array is not None:
@@ -366,11 +366,11 @@ def decode_source(source: Source, fs: int = SAMPLE_RATE) -> np.ndarray:
         if path.is_dir():
             raise AudioError(f"{path} is a directory; pass the audio files in it (or a wav.scp list)")
         samples, rate = _decode(str(path), name)
-    if samples.size == 0:
+    if samples.size == 0 and not (empty_ok and (array is not None or isinstance(value, (bytes, bytearray)))):
         raise AudioError(f"{name}: the audio holds no samples; pass a non-empty recording")
     if not np.all(np.isfinite(samples)):
         raise AudioError(f"{name}: the audio holds NaN or infinite samples")
-    peak = float(np.abs(samples).max())
+    peak = float(np.abs(samples).max(initial=0.0))
     if peak > MAX_SAMPLE_PEAK:
         raise AudioError(
             f"{name}: a sample peak of {peak:g} is beyond any PCM scale (at most {MAX_SAMPLE_PEAK:g}); "

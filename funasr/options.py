@@ -175,6 +175,47 @@ class ASROptions:
 
 
 @dataclass(frozen=True)
+class StreamASROptions:
+    """A streaming ASR call (``ParaformerStreaming``): chunking, look-back, the ``cache`` dict holding the stream, ``is_final``."""
+
+    chunk_size: tuple[int, int, int] = (0, 10, 5)  # [left, new, look-ahead] frames of 60 ms
+    encoder_chunk_look_back: int = 0  # the reference's generate() defaults; create_stream defaults to the trained 4 / 1
+    decoder_chunk_look_back: int = 0
+    cache: Optional[dict] = None
+    is_final: Optional[bool] = None  # None: True without a cache (the input is a whole utterance), else False
+
+    @classmethod
+    def parse(cls, kw: dict[str, Any]) -> "StreamASROptions":
+        """Checked options from ``kw``."""
+        out: dict[str, Any] = {}
+        if kw.get("chunk_size") is not None:
+            out["chunk_size"] = check_chunk_size(kw["chunk_size"])
+        for k in ("encoder_chunk_look_back", "decoder_chunk_look_back"):
+            if kw.get(k) is not None:
+                out[k] = _number(k, kw[k], integer=True, minimum=-1)
+        if kw.get("cache") is not None:
+            if not isinstance(kw["cache"], dict):
+                raise _fail("cache", kw["cache"], "pass a dict (start with {}) that is kept between the calls of one stream")
+            out["cache"] = kw["cache"]
+        if kw.get("is_final") is not None:
+            out["is_final"] = _flag("is_final", kw["is_final"])
+        return cls(**out)
+
+
+def check_chunk_size(value: Any) -> tuple[int, int, int]:
+    """A streaming ASR ``chunk_size``: three integers [left >= 0, new >= 1, look-ahead >= 1] (frames of 60 ms)."""
+    allowed = "pass [left, new, look-ahead] frames of 60 ms, e.g. [0, 10, 5] (600 ms) or [0, 8, 4] (480 ms); new and look-ahead >= 1"
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise _fail("chunk_size", value, allowed)
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in value):
+        raise _fail("chunk_size", value, allowed)
+    c0, c1, c2 = (int(v) for v in value)
+    if c0 < 0 or c1 < 1 or c2 < 1:
+        raise _fail("chunk_size", value, allowed)
+    return c0, c1, c2
+
+
+@dataclass(frozen=True)
 class VADCallOptions:
     """A VAD call: chunking and streaming (``cache``), and segmenter settings for this call only (None: the model's)."""
 
@@ -295,14 +336,16 @@ class GenerateOptions:
     vad: VADCallOptions = VADCallOptions()
     pipeline: PipelineOptions = PipelineOptions()
     punc: PuncOptions = PuncOptions()
+    stream: StreamASROptions = StreamASROptions()
 
     @classmethod
-    def parse(cls, kw: dict[str, Any], kind: str = "asr", with_vad: bool = False) -> "GenerateOptions":
-        """Check ``kw`` for a main model of ``kind`` ("asr", "vad" or "punc"), with or without a VAD before it."""
+    def parse(cls, kw: dict[str, Any], kind: str = "asr", with_vad: bool = False, streaming: bool = False) -> "GenerateOptions":
+        """Check ``kw`` for a main model of ``kind`` ("asr", "vad" or "punc"), with or without a VAD before it;
+        ``streaming``: the main model is a streaming ASR model (``cache=`` / ``chunk_size=`` are its own)."""
         unknown = sorted(k for k in kw if k not in KNOWN_ARGS and k not in REFERENCE_ARGS and k not in SWITCHES)
         if unknown:
             log.warning("ignoring unknown generate() argument(s): %s", ", ".join(unknown))
-        ignored = [k for k in VAD_STREAM_ARGS if kind != "vad" and kw.get(k) is not None and (kind, k) != ("punc", "cache")]
+        ignored = [k for k in VAD_STREAM_ARGS if kind != "vad" and not streaming and kw.get(k) is not None and (kind, k) != ("punc", "cache")]
         if ignored:
             log.warning("ignoring %s: streaming arguments of a VAD (or streaming ASR) model; %s runs whole inputs",
                         ", ".join(ignored), "the VAD here" if with_vad else "this model")
@@ -312,6 +355,7 @@ class GenerateOptions:
             vad=VADCallOptions.parse(kw, stream=kind == "vad"),
             pipeline=PipelineOptions.parse(kw),
             punc=PuncOptions.parse(kw, stream=kind == "punc"),
+            stream=StreamASROptions.parse(kw) if streaming else StreamASROptions(),
         )
 
 

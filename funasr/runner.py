@@ -73,7 +73,12 @@ class Runner:
 
     def options(self, kwargs: dict) -> GenerateOptions:
         """``generate()`` arguments (over the constructor's defaults), checked."""
-        return GenerateOptions.parse({**self.defaults, **kwargs}, self.kind, self.vad_task is not None)
+        return GenerateOptions.parse({**self.defaults, **kwargs}, self.kind, self.vad_task is not None, self.streaming)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the main task decodes streams (``cache=`` holds one between calls)."""
+        return bool(getattr(self.task, "streaming", False))
 
     def sources(self, input: Any) -> tuple[list, bool]:
         """The inputs of ``input`` with unique keys; the flag says whether it was a single input."""
@@ -95,7 +100,7 @@ class Runner:
     def results(self, sources: list, single: bool, opts: GenerateOptions) -> Iterator[dict]:
         """One result per source, in order, as they are ready."""
         fs = opts.run.fs
-        cache = {"vad": opts.vad.cache, "punc": opts.punc.cache}.get(self.kind)
+        cache = {"vad": opts.vad.cache, "punc": opts.punc.cache}.get(self.kind, opts.stream.cache)
         if cache is not None and len(sources) != 1:
             raise OptionError(
                 f"cache= holds one {self.kind.upper()} stream, but the input has {len(sources)} items; "
@@ -109,14 +114,15 @@ class Runner:
         if self.kind == "punc":
             return run_batches(sources, lambda item: item, lambda items: self.task(items, opts.punc),
                                opts.run.batch_size, single, opts.run.disable_pbar)
-        return run_batches(sources, lambda s: AudioItem(s.key, decode_source(s, fs), source=s.value),
+        empty_ok = self.streaming and cache is not None  # a stream's last call may bring no audio
+        return run_batches(sources, lambda s: AudioItem(s.key, decode_source(s, fs, empty_ok), source=s.value),
                            lambda items: self._recognize(items, opts), opts.run.batch_size, single, opts.run.disable_pbar)
 
     def _recognize(self, items: list[AudioItem], opts: GenerateOptions) -> list[dict]:
         """One batch through the main task, then punctuation."""
         if self.kind == "vad":
             return self.task(items, opts.vad)
-        results = self.task(items, opts.asr)
+        results = self.task(items, opts.stream if self.streaming else opts.asr)
         return self.punctuate(results, opts.punc) if self.punc_task is not None else results
 
     def punctuate(self, results: list[dict], options: PuncOptions) -> list[dict]:

@@ -16,6 +16,7 @@ import numpy as np
 from funasr.errors import FunASRError, OptionError
 from funasr.frontend import FeatureStream
 from funasr.models.fsmn_vad.segmenter import ChunkedSegmenter, VADOptions
+from funasr.models.paraformer_streaming.chunks import ChunkSettings
 
 CACHE_KEY = "stream"  # where a FunASR ``cache`` dict keeps its typed stream
 SAMPLE_RATE = 16000
@@ -65,6 +66,26 @@ class VADStream(Stream):
     def streaming(self) -> bool:
         """Events ``[beg, -1]`` / ``[-1, end]`` as they happen (else whole ``[beg, end]`` segments)."""
         return self.segmenter.streaming
+
+
+@dataclass
+class ParaformerStream(Stream):
+    """One stream through the streaming Paraformer: cut into ``settings.stride``-sample chunks, each decoded over a window.
+
+    Holds everything the decoding of the next chunk needs; the task and its engine hold nothing.
+    """
+
+    settings: ChunkSettings  # chunk size and look-back, fixed at creation
+    features: FeatureStream  # the online frontend's state
+    overlap: np.ndarray  # (c0 + c2, 560) float32: the last window frames, scaled and position-encoded (zeros at the start)
+    cif_hidden: np.ndarray  # (D,) float32: CIF frames accumulated since the last token, divided by their weight
+    net_cache: Any  # the engine's memory: encoder look-back keys/values, decoder FSMN inputs and cross-attention keys/values
+    key: str = "stream"  # the ``key`` of its results
+    frames: int = 0  # LFR frames received: the position encoding continues from here
+    cif_alpha: np.float32 = np.float32(0.0)  # CIF weight accumulated since the last token
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    finished: bool = False
+    closed: bool = False  # the final chunk was decoded: nothing more will come out
 
 
 S = TypeVar("S", bound=Stream)

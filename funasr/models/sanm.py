@@ -98,6 +98,25 @@ def fsmn_memory(block: DepthwiseConvMemory, x: torch.Tensor, mask: Optional[torc
     return y if mask is None else y * mask
 
 
+Past = tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]  # keys, values (B, L, D) and their mask (B, L) bool (None: all valid)
+
+
+def with_past(
+    k: torch.Tensor, v: torch.Tensor, key_mask: Optional[torch.Tensor], past: Optional[Past]
+) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Keys, values (B, L+T, D) and key mask of ``past`` put before the chunk's own (``past`` None: the chunk's alone)."""
+    if past is None or past[0].shape[1] == 0:
+        return k, v, key_mask
+    pk, pv, pmask = past
+    if pmask is None and key_mask is None:
+        valid = None
+    else:
+        ones = torch.ones(k.shape[:2], dtype=torch.bool, device=k.device)
+        pones = torch.ones(pk.shape[:2], dtype=torch.bool, device=k.device)
+        valid = torch.cat([pones if pmask is None else pmask, ones if key_mask is None else key_mask], dim=1)
+    return torch.cat([pk, k], dim=1), torch.cat([pv, v], dim=1), valid
+
+
 def attend(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, key_mask: Optional[torch.Tensor], dropout: float = 0.0
 ) -> torch.Tensor:
@@ -131,10 +150,17 @@ class MultiHeadedAttentionSANM(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """x (B, T, in) -> (B, T, n_feat); ``mask`` (B, T, 1) float, ``key_mask`` (B, T) or (B, T, T) bool (None: no padding)."""
+        return self.forward_chunk(x, mask, key_mask, None)[0]
+
+    def forward_chunk(
+        self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor], past: Optional["Past"]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``forward`` whose queries also attend to ``past`` keys/values; returns the output and this chunk's (k, v) (B, T, n_feat)."""
         q, k, v = self.linear_q_k_v(x).chunk(3, dim=-1)
         p = self.dropout_rate if self.training else 0.0
         memory = fsmn_memory(self.fsmn_block, v, mask, p)
-        return self.linear_out(attend(q, k, v, self.h, key_mask, p)) + memory
+        keys, values, valid = with_past(k, v, key_mask, past)
+        return self.linear_out(attend(q, keys, values, self.h, valid, p)) + memory, (k, v)
 
 
 class EncoderLayerSANM(nn.Module):
@@ -152,9 +178,16 @@ class EncoderLayerSANM(nn.Module):
         self.residual = in_size == size
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        y = F.dropout(self.self_attn(self.norm1(x), mask, key_mask), self.dropout_rate, self.training)
+        return self.forward_chunk(x, mask, key_mask, None)[0]
+
+    def forward_chunk(
+        self, x: torch.Tensor, mask: Optional[torch.Tensor], key_mask: Optional[torch.Tensor], past: Optional["Past"]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The layer with attention also over ``past``; returns the output and the attention's (k, v) of this chunk."""
+        y, kv = self.self_attn.forward_chunk(self.norm1(x), mask, key_mask, past)
+        y = F.dropout(y, self.dropout_rate, self.training)
         x = x + y if self.residual else y
-        return x + F.dropout(self.feed_forward(self.norm2(x)), self.dropout_rate, self.training)
+        return x + F.dropout(self.feed_forward(self.norm2(x)), self.dropout_rate, self.training), kv
 
 
 @register()

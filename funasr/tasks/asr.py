@@ -12,17 +12,20 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from funasr.audio import AudioItem
 from funasr.hotword import check_hotword, hotword_ids, read_hotwords
-from funasr.options import ASROptions
+from funasr.options import ASROptions, StreamASROptions
 from funasr.engines import ASRNet, Recognition
 from funasr.models.paraformer.cif import ts_prediction_lfr6_standard
 from funasr.models.paraformer.decoding import special_ids
+from funasr.models.paraformer_streaming.chunks import SAMPLES_PER_FRAME, ChunkSettings, fire_chunk, mask_alphas, position_encoding
 from funasr.postprocess import sentence_postprocess
+from funasr.streaming import CACHE_KEY, ParaformerStream, stream_in_cache
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +140,117 @@ def _cache_key(hotword: Any) -> tuple:
         mtime = os.path.getmtime(hotword) if hotword.endswith(".txt") and os.path.isfile(hotword) else None
         return (hotword, mtime)
     return ("list", None if hotword is None else tuple(hotword))
+
+
+class StreamingASRTask(ASRTask):
+    """Streaming ASR (ParaformerStreaming): streams of audio decoded chunk by chunk, many streams in one batch.
+
+    ``stream = task.create_stream(...)``, ``stream.accept_waveform(samples)``, ``stream.input_finished()``,
+    and ``task.decode_streams([...])`` gives each stream's new text: ``{"key", "text"}`` with the
+    tokens fired since its last decode. Chunks of different streams, each at its own position, go
+    through the network together (round by round when a stream has several chunks waiting), with
+    the results of decoding each alone. FunASR's ``generate(input=chunk, cache={}, is_final=...)``
+    is an adapter over one stream kept in ``cache``.
+    """
+
+    streaming: ClassVar[bool] = True
+
+    def __init__(self, net: Any, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
+        super().__init__(net, frontend, tokenizer, cfg)
+        enc_conf = cfg.get("encoder_conf") or {}
+        self.width = int(enc_conf.get("output_size", 256))
+        self.scale = np.float32(self.width**0.5)  # the encoder's input scaling, √d
+        self.tail_threshold = float((cfg.get("predictor_conf") or {}).get("tail_threshold", 0.0))
+        self.drop = frozenset(special_ids(cfg))
+
+    def create_stream(
+        self,
+        chunk_size: Sequence[int] = (0, 10, 5),
+        encoder_chunk_look_back: int = 4,
+        decoder_chunk_look_back: int = 1,
+        key: str = "stream",
+    ) -> ParaformerStream:
+        """A new stream: ``chunk_size`` [left, new, look-ahead] frames of 60 ms, look-back in chunks (-1: all)."""
+        opts = StreamASROptions.parse(
+            {"chunk_size": chunk_size, "encoder_chunk_look_back": encoder_chunk_look_back,
+             "decoder_chunk_look_back": decoder_chunk_look_back}
+        )
+        settings = ChunkSettings(opts.chunk_size, opts.encoder_chunk_look_back, opts.decoder_chunk_look_back)
+        return ParaformerStream(
+            settings=settings,
+            features=self.frontend.create_stream(),
+            overlap=np.zeros((settings.overlap, self.frontend.output_size()), dtype=np.float32),
+            cif_hidden=np.zeros(self.width, dtype=np.float32),
+            net_cache=self.net.new_cache(),
+            key=key,
+        )
+
+    def decode_stream(self, stream: ParaformerStream) -> dict[str, Any]:
+        """``decode_streams`` of one stream."""
+        return self.decode_streams([stream])[0]
+
+    def decode_streams(self, streams: list[ParaformerStream]) -> list[dict[str, Any]]:
+        """Decode every whole chunk waiting in each stream (all the rest once its input is finished): the new text of each."""
+        pieces = [[] if s.closed else s.take_pending(s.settings.stride) for s in streams]
+        ids: list[list[int]] = [[] for _ in streams]
+        for r in range(max((len(p) for p in pieces), default=0)):
+            active = [i for i, p in enumerate(pieces) if r < len(p)]
+            finals = [streams[i].finished and r == len(pieces[i]) - 1 for i in active]
+            new = self.step([streams[i] for i in active], [pieces[i][r] for i in active], finals)
+            for i, got in zip(active, new):
+                ids[i].extend(got)
+        for s in streams:
+            s.closed = s.closed or s.finished
+        return [{"key": s.key, "text": sentence_postprocess(self.tokenizer.ids2tokens(t))[0]} for s, t in zip(streams, ids)]
+
+    def window(self, stream: ParaformerStream, piece: np.ndarray, final: bool) -> np.ndarray:
+        """The encoder input of the stream's next chunk: the overlap frames, then the new frames scaled and position-encoded."""
+        if final and len(piece) < SAMPLES_PER_FRAME:  # too little audio for a frame: the overlap alone, as the reference
+            return stream.overlap * self.scale
+        feats = self.frontend.accept(piece, stream.features, final)
+        x = feats * self.scale + position_encoding(stream.frames, len(feats), feats.shape[1])
+        stream.frames += len(feats)
+        window = np.concatenate([stream.overlap, x])
+        stream.overlap = window[len(window) - stream.settings.overlap :]
+        return window
+
+    def step(self, streams: list[ParaformerStream], pieces: list[np.ndarray], finals: list[bool]) -> list[list[int]]:
+        """One chunk of each stream through encoder, CIF and decoder in one batch: the token ids each fired."""
+        windows = [self.window(s, p, f) for s, p, f in zip(streams, pieces, finals)]
+        caches, settings = [s.net_cache for s in streams], [s.settings for s in streams]
+        enc, lens, alphas = self.net.encode_chunks(windows, caches, settings)
+        alphas = mask_alphas(alphas, lens, settings, finals)
+        embeds, res_alpha, res_hidden = fire_chunk(
+            enc, alphas, np.array([s.cif_alpha for s in streams], np.float32), np.stack([s.cif_hidden for s in streams]),
+            np.array(finals), self.tail_threshold,
+        )
+        for i, s in enumerate(streams):
+            s.cif_alpha, s.cif_hidden = res_alpha[i], res_hidden[i]
+        fired = [i for i, e in enumerate(embeds) if len(e)]
+        out: list[list[int]] = [[] for _ in streams]
+        if fired:
+            got = self.net.decode_chunks(enc[fired], lens[fired], [embeds[i] for i in fired],
+                                         [caches[i] for i in fired], [settings[i] for i in fired])
+            for i, g in zip(fired, got):
+                out[i] = [t for t in g if t not in self.drop]
+        return out
+
+    def __call__(self, items: list[AudioItem], options: StreamASROptions = StreamASROptions()) -> list[dict]:
+        """FunASR's streaming ``generate``: each item is the next audio of the stream in ``options.cache`` (a whole
+        utterance without a cache); the result is the text of the tokens fired by this call."""
+        results = []
+        for item in items:
+            final = options.is_final if options.is_final is not None else options.cache is None
+            if isinstance(item.source, (str, Path)):  # a file or URL is a whole utterance (as in the reference)
+                final = True
+            new = lambda: self.create_stream(options.chunk_size, options.encoder_chunk_look_back,  # noqa: E731
+                                             options.decoder_chunk_look_back, item.key)
+            stream = new() if options.cache is None else stream_in_cache(options.cache, ParaformerStream, new)
+            stream.key = item.key
+            stream.accept_waveform(item.waveform)
+            if final:
+                stream.input_finished()
+            results.append(self.decode_stream(stream))
+            if final and options.cache is not None:  # the dict continues with a fresh stream, made with this call's settings
+                options.cache[CACHE_KEY] = new()
+        return results

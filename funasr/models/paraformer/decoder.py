@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from funasr.errors import ConfigError
-from funasr.models.sanm import DepthwiseConvMemory, attend, fsmn_memory, layer_norm, length_mask
+from funasr.models.sanm import DepthwiseConvMemory, Past, attend, fsmn_memory, layer_norm, length_mask, with_past
 from funasr.registry import register
 
 
@@ -41,6 +41,16 @@ class FSMNAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         return fsmn_memory(self.fsmn_block, x, mask, self.dropout_rate)
 
+    def forward_chunk(self, x: torch.Tensor, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Causal memory continued across chunks: x (B, N, D) after ``history`` (B, D, kernel-1), the inputs before it.
+
+        Returns the output (B, N, D) and the padded input (B, D, kernel-1+N), whose last kernel-1
+        columns up to an item's end are its next history.
+        """
+        padded = torch.cat([history, x.transpose(1, 2)], dim=2)
+        y = F.conv1d(padded, self.fsmn_block.weight, groups=padded.shape[1]).transpose(1, 2)
+        return y + x, padded
+
 
 class CrossAttention(nn.Module):
     """Multi-head attention of queries over a memory (separate q, fused k|v projections; ``dropout_rate`` on the weights in training)."""
@@ -55,8 +65,15 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """x (B, N, D), memory (B, T, D'), memory_mask (B, T) bool or None -> (B, N, D)."""
+        return self.forward_chunk(x, memory, memory_mask, None)[0]
+
+    def forward_chunk(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_mask: Optional[torch.Tensor], past: Optional[Past]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``forward`` also attending to ``past`` keys/values; returns the output and the memory's (k, v) (B, T, D)."""
         k, v = self.linear_k_v(memory).chunk(2, dim=-1)
-        return self.linear_out(attend(self.linear_q(x), k, v, self.h, memory_mask, self.dropout_rate if self.training else 0.0))
+        keys, values, valid = with_past(k, v, memory_mask, past)
+        return self.linear_out(attend(self.linear_q(x), keys, values, self.h, valid, self.dropout_rate if self.training else 0.0)), (k, v)
 
     def weights(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """Attention probabilities (B, heads, N, T); masked keys get 0."""
@@ -116,6 +133,19 @@ class DecoderLayerSANM(nn.Module):
         if self.src_attn is not None:
             x = x + F.dropout(self.src_attn(self.norm3(x), memory, memory_mask), self.dropout_rate, self.training)
         return x
+
+    def forward_chunk(
+        self, x: torch.Tensor, history: torch.Tensor, memory: torch.Tensor, memory_mask: Optional[torch.Tensor], past: Optional[Past]
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The layer over one chunk of tokens: FSMN after ``history``, cross-attention also over ``past``.
+
+        Returns the output (B, N, D), the FSMN's padded input (B, D, kernel-1+N) and the memory's (k, v).
+        """
+        y = self.feed_forward(self.norm1(x))
+        memory_out, padded = self.self_attn.forward_chunk(self.norm2(y), history)
+        x = x + memory_out
+        out, kv = self.src_attn.forward_chunk(self.norm3(x), memory, memory_mask, past)
+        return x + out, padded, kv
 
 
 def masks(lens: torch.Tensor, length: int, dtype: torch.dtype) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
@@ -226,6 +256,32 @@ class ParaformerSANMDecoder(nn.Module):
         """Logits (B, N, vocab) (or the hidden state when there is no output layer)."""
         h = self.hidden(memory, memory_lens, embeds, token_num)
         return h if self.output_layer is None else self.output_layer(h)
+
+    def forward_chunk(
+        self,
+        memory: torch.Tensor,
+        memory_mask: Optional[torch.Tensor],
+        embeds: torch.Tensor,
+        histories: list[torch.Tensor],
+        pasts: list[Optional[Past]],
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """One chunk of CIF embeddings (B, N, D) over the chunk's memory (B, T, D) -> logits (B, N, vocab).
+
+        Per ``decoders`` layer: ``histories`` (B, D, kernel-1) are the FSMN inputs before this chunk and
+        ``pasts`` the cross-attention keys/values of earlier memory (or None). Also returns each
+        layer's FSMN padded input and memory (k, v), from which the caller keeps what it needs.
+        Positions past an item's token count may hold anything: the FSMN is causal, so they never
+        reach the valid ones.
+        """
+        x = embeds
+        padded_inputs, kvs = [], []
+        for layer, history, past in zip(self.decoders, histories, pasts):
+            x, padded, kv = layer.forward_chunk(x, history, memory, memory_mask, past)
+            padded_inputs.append(padded)
+            kvs.append(kv)
+        for layer in self.decoders3:
+            x = layer.self_part(x, None)
+        return self.output_layer(self.after_norm(x)), padded_inputs, kvs
 
     def hotword_attention(
         self, memory: torch.Tensor, memory_lens: torch.Tensor, embeds: torch.Tensor, token_num: torch.Tensor

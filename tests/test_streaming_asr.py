@@ -1,0 +1,174 @@
+"""Streaming Paraformer (ParaformerStreaming): the reference's per-call texts, typed streams, batching of streams."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from conftest import AUDIO, MODELS, PARITY, auto, norm_text, read_wave
+from funasr.errors import FunASRError, OptionError
+from funasr.streaming import ParaformerStream
+
+MODEL = "paraformer_streaming_tiny"
+
+
+@lru_cache(maxsize=None)
+def cases() -> list[dict]:
+    return json.loads((PARITY / "streaming.json").read_text(encoding="utf-8"))["asr_cases"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return auto(MODEL)
+
+
+def audio(utt: dict) -> np.ndarray:
+    return read_wave(utt["audio"].split("/")[-1])[: utt["audio_samples"]]
+
+
+def texts(results: list[str]) -> list[str]:
+    return [norm_text(t) for t in results]
+
+
+def test_every_reference_case_through_streams_decoded_together(model):
+    # Every one-utterance case replayed as a typed stream; all cases' streams (different chunk sizes,
+    # look-backs and positions) are decoded together, call by call, in one decode_streams per call.
+    single = [c for c in cases() if len(c["utterances"]) == 1]
+    task = model.task
+    streams, plans = [], []
+    for case in single:
+        utt = case["utterances"][0]
+        g = utt["generate"]
+        streams.append(task.create_stream(g["chunk_size"], g["encoder_chunk_look_back"], g["decoder_chunk_look_back"]))
+        plans.append((audio(utt), utt["calls"]))
+    got = [[] for _ in single]
+    pos = [0] * len(single)
+    for k in range(max(len(p[1]) for p in plans)):
+        live = [i for i, (_, calls) in enumerate(plans) if k < len(calls)]
+        for i in live:
+            wav, calls = plans[i]
+            streams[i].accept_waveform(wav[pos[i] : pos[i] + calls[k]["samples"]])
+            pos[i] += calls[k]["samples"]
+            if calls[k]["is_final"]:
+                streams[i].input_finished()
+        for i, result in zip(live, task.decode_streams([streams[i] for i in live])):
+            got[i].append(result["text"])
+    for case, (_, calls), g in zip(single, plans, got):
+        assert texts(g) == texts([c["text"] for c in calls]), case["id"]
+    assert len(single) >= 25
+
+
+@pytest.mark.parametrize("cid", [
+    "reuse_cache/example+sample/c10_lb4_1",
+    "reuse_cache/example+sample/c10_lb4_1_then_c10_lb0_0",
+    "example/c10_lb4_1/exact_then_empty_final",
+    "example/c8_lb4_1/irregular",
+])
+def test_generate_with_cache_gives_the_reference_calls(model, cid):
+    # FunASR's call protocol: one cache dict per case, reused across utterances (settings of the last final call).
+    case = next(c for c in cases() if c["id"].endswith(cid))
+    cache: dict = {}
+    for utt in case["utterances"]:
+        wav, pos, got = audio(utt), 0, []
+        for call in utt["calls"]:
+            res = model.generate(input=wav[pos : pos + call["samples"]], cache=cache, is_final=call["is_final"], **utt["generate"])
+            pos += call["samples"]
+            assert len(res) == 1 and set(res[0]) == {"key", "text"}
+            got.append(res[0]["text"])
+        assert texts(got) == texts([c["text"] for c in utt["calls"]])
+
+
+def test_whole_file_decodes_offline(model):
+    # A file is a whole utterance: one call, final, like the reference's 'whole' cases.
+    case = next(c for c in cases() if c["id"].endswith("sample/c10_lb4_1/whole"))
+    res = model.generate(input=str(AUDIO / "sample.wav"), encoder_chunk_look_back=4, decoder_chunk_look_back=1)
+    assert norm_text(res[0]["text"]) == norm_text(case["utterances"][0]["calls"][0]["text"]) != ""
+
+
+def run_alone(task, wav: np.ndarray, cuts: list[int]) -> list[str]:
+    """Per-decode texts of one stream fed ``wav`` cut at ``cuts`` (then finished), decoded alone."""
+    stream = task.create_stream()
+    out = []
+    for a, b in zip([0, *cuts], [*cuts, len(wav)]):
+        stream.accept_waveform(wav[a:b])
+        if b == len(wav):
+            stream.input_finished()
+        out.append(task.decode_stream(stream)["text"])
+    return out
+
+
+def test_eight_streams_at_different_positions_match_single_stream(model):
+    # 8 streams starting at different rounds, with different audio and cut sizes, decoded together
+    # by decode_streams each round, get exactly their single-stream results.
+    task = model.task
+    full = read_wave("pub_concat.wav")
+    rng = np.random.default_rng(0)
+    plans = []
+    for i in range(8):
+        start = int(rng.integers(0, len(full) - 120000))
+        wav = full[start : start + 40000 + 9000 * i]
+        step = [4000, 9600, 12000, 7000][i % 4]
+        plans.append((i, wav, list(range(step, len(wav), step))))  # stream i joins at round i
+    alone = [run_alone(task, wav, cuts) for _, wav, cuts in plans]
+    streams = [task.create_stream() for _ in plans]
+    got: list[list[str]] = [[] for _ in plans]
+    for rnd in range(max(i + len(c) + 1 for i, _, c in plans)):
+        live = []
+        for j, (delay, wav, cuts) in enumerate(plans):
+            k = rnd - delay
+            if 0 <= k <= len(cuts):
+                a, b = ([0, *cuts])[k], ([*cuts, len(wav)])[k]
+                streams[j].accept_waveform(wav[a:b])
+                if b == len(wav):
+                    streams[j].input_finished()
+                live.append(j)
+        for j, res in zip(live, task.decode_streams([streams[j] for j in live])):
+            got[j].append(res["text"])
+    assert got == alone
+    assert sum(len("".join(g)) for g in got) > 40  # the streams did produce text
+
+
+def test_per_chunk_state_stays_bounded(model):
+    # Per-chunk work is proportional to the chunk: after many chunks the stream keeps only the
+    # look-back it was asked for (4 chunks of encoder keys, 1 of encoder output, kernel-1 FSMN inputs).
+    task = model.task
+    stream = task.create_stream([0, 10, 5], 4, 1)
+    wav = read_wave("pub_concat.wav")
+    for i in range(0, 9600 * 25, 9600):
+        stream.accept_waveform(wav[i : i + 9600])
+        task.decode_stream(stream)
+    cache = stream.net_cache
+    assert {k.shape[0] for k, _ in cache.encoder} == {40}
+    assert {k.shape[0] for k, _ in cache.cross} == {10}
+    assert {h.shape[-1] for h in cache.fsmn} == {10}
+    assert stream.overlap.shape == (5, 560) and stream.frames == 250
+    assert len(stream.pending) == 0
+
+
+def test_stream_lifecycle_and_bad_options(model):
+    task = model.task
+    stream = task.create_stream()
+    assert isinstance(stream, ParaformerStream)
+    stream.accept_waveform(read_wave("example.wav")[:5000])
+    assert task.decode_stream(stream)["text"] == ""  # less than one chunk: nothing decoded yet
+    stream.input_finished()
+    task.decode_stream(stream)
+    assert stream.closed and task.decode_stream(stream)["text"] == ""
+    with pytest.raises(FunASRError):
+        stream.accept_waveform(np.zeros(10, np.float32))
+    for bad in ([0, 10], [0, 0, 5], [0, 10, 0], "0,10,5", [0, 10.5, 5]):
+        with pytest.raises(OptionError, match="chunk_size"):
+            task.create_stream(bad)
+    with pytest.raises(OptionError, match="encoder_chunk_look_back"):
+        task.create_stream(encoder_chunk_look_back=-2)
+    with pytest.raises(OptionError, match="chunk_size"):
+        model.generate(input=np.zeros(9600, np.float32), cache={}, chunk_size=[0, 10])
+    with pytest.raises(OptionError, match="cache"):
+        model.generate(input=np.zeros(9600, np.float32), cache={"encoder": {}})
+
+
+def test_model_directory_is_the_released_layout():
+    cfg = (MODELS / MODEL / "config.yaml").read_text()
+    assert "model: ParaformerStreaming" in cfg and "encoder: SANMEncoderChunkOpt" in cfg

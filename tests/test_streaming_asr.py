@@ -19,6 +19,17 @@ def cases() -> list[dict]:
     return json.loads((PARITY / "streaming.json").read_text(encoding="utf-8"))["asr_cases"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # The tiny model's many small steps run fastest on one thread (and do not spin on a shared machine).
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def model():
     return auto(MODEL)
@@ -172,3 +183,71 @@ def test_stream_lifecycle_and_bad_options(model):
 def test_model_directory_is_the_released_layout():
     cfg = (MODELS / MODEL / "config.yaml").read_text()
     assert "model: ParaformerStreaming" in cfg and "encoder: SANMEncoderChunkOpt" in cfg
+
+
+# --- export and funasr_onnx ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_model(export_root):
+    import sys
+
+    from conftest import RUNTIME, exported
+
+    sys.path.insert(0, str(RUNTIME))
+    import funasr_onnx
+
+    return funasr_onnx.AutoModel(model=str(exported(export_root, MODEL)), disable_pbar=True)
+
+
+def test_export_writes_the_online_graphs_with_funasr_names(onnx_model, export_root):
+    import onnx
+
+    out = export_root / f"{MODEL}-onnx"
+    for name in ("model", "decoder", "model_quant", "decoder_quant"):
+        assert (out / f"{name}.onnx").is_file(), name
+    enc = onnx.load(str(out / "model.onnx")).graph
+    dec = onnx.load(str(out / "decoder.onnx")).graph
+    assert [i.name for i in enc.input] == ["speech", "speech_lengths"]
+    assert [o.name for o in enc.output] == ["enc", "enc_len", "alphas"]
+    assert [i.name for i in dec.input] == ["enc", "enc_len", "acoustic_embeds", "acoustic_embeds_len",
+                                          "in_cache_0", "in_cache_1", "in_cache_2"]
+    assert [o.name for o in dec.output] == ["logits", "sample_ids", "out_cache_0", "out_cache_1", "out_cache_2"]
+
+
+def test_onnx_streams_match_reference_without_look_back(onnx_model):
+    # FunASR's online graphs carry no attention look-back: the c10_lb0_0 cases, decoded together through decode_streams.
+    task = onnx_model.task
+    chosen = [c for c in cases() if "/c10_lb0_0/" in c["id"]]
+    streams = [task.create_stream([0, 10, 5], 0, 0) for _ in chosen]
+    plans = [(audio(c["utterances"][0]), c["utterances"][0]["calls"]) for c in chosen]
+    got: list[list[str]] = [[] for _ in chosen]
+    pos = [0] * len(chosen)
+    for k in range(max(len(calls) for _, calls in plans)):
+        live = [i for i, (_, calls) in enumerate(plans) if k < len(calls)]
+        for i in live:
+            wav, calls = plans[i]
+            streams[i].accept_waveform(wav[pos[i] : pos[i] + calls[k]["samples"]])
+            pos[i] += calls[k]["samples"]
+            if calls[k]["is_final"]:
+                streams[i].input_finished()
+        for i, res in zip(live, task.decode_streams([streams[i] for i in live])):
+            got[i].append(res["text"])
+    for case, (_, calls), g in zip(chosen, plans, got):
+        assert texts(g) == texts([c["text"] for c in calls]), case["id"]
+
+
+def test_onnx_generate_adapter_and_int8(onnx_model, export_root):
+    import funasr_onnx
+
+    case = next(c for c in cases() if c["id"].endswith("example/c10_lb0_0/exact"))
+    utt = case["utterances"][0]
+    wav, pos, got = audio(utt), 0, []
+    cache: dict = {}
+    for call in utt["calls"]:
+        res = onnx_model.generate(input=wav[pos : pos + call["samples"]], cache=cache, is_final=call["is_final"], **utt["generate"])
+        pos += call["samples"]
+        got.append(res[0]["text"])
+    assert texts(got) == texts([c["text"] for c in utt["calls"]])
+    int8 = funasr_onnx.AutoModel(model=str(export_root / f"{MODEL}-onnx"), quantize=True, disable_pbar=True)
+    assert isinstance(int8.generate(input=wav, chunk_size=[0, 10, 5])[0]["text"], str)

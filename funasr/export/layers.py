@@ -80,9 +80,9 @@ class EncoderLayerExport(nn.Module):
 class EncoderExport(nn.Module):
     """SANMEncoder: (B, T, D_in) features and (B,) lengths -> (B, T, D), zero past each length."""
 
-    def __init__(self, encoder: SANMEncoder) -> None:
+    def __init__(self, encoder: SANMEncoder, scaled: bool = True) -> None:
         super().__init__()
-        self.scale = encoder.output_size() ** 0.5
+        self.scale = encoder.output_size() ** 0.5 if scaled else 1.0  # a streaming encoder's input comes scaled
         self.position_encoding = encoder.embed is not None
         self.encoders0 = nn.ModuleList(EncoderLayerExport(layer) for layer in encoder.encoders0)
         self.encoders = nn.ModuleList(EncoderLayerExport(layer) for layer in encoder.encoders)
@@ -96,7 +96,8 @@ class EncoderExport(nn.Module):
 
     def run_layers(self, xs: torch.Tensor, mask: torch.Tensor, biases: list[torch.Tensor]) -> torch.Tensor:
         """Scale, position-encode and run every layer with its own additive attention bias; ``mask`` (B, T, 1) valid frames."""
-        xs = xs * self.scale
+        if self.scale != 1.0:
+            xs = xs * self.scale
         if self.position_encoding:
             xs = xs + sinusoidal_encoding(xs.shape[1], xs.shape[2], xs.device).to(xs.dtype)
         for layer, bias in zip((*self.encoders0, *self.encoders), biases):

@@ -1,0 +1,154 @@
+"""Streaming Paraformer latency: per-chunk compute time and concurrent real-time streams.
+
+A Paraformer-large-size streaming model (the released ``paraformer-zh-streaming`` layout: 50
+encoder blocks of 512, 16 decoder blocks, 8404 tokens) with random weights is built once
+under ``--work`` and exported to ONNX (fp32 and int8). Each configuration runs in a fresh
+process with its thread count:
+
+- per-chunk latency: one stream fed chunk by chunk (``decode_streams``), p50/p95 of the time per
+  600 ms (``[0, 10, 5]``) and 480 ms (``[0, 8, 4]``) chunk, PyTorch / ONNX fp32 / ONNX int8,
+  1 and 2 threads;
+- concurrency: N streams decoded together per chunk round (one batched forward per round);
+  the largest N whose p95 round time stays within the chunk's duration is the number of
+  real-time streams the machine sustains.
+
+PyTorch decodes with look-back 4 / 1 (the trained values); the ONNX graphs have FunASR's online
+contract, without attention look-back.
+
+    python benchmarks/streaming.py                       # everything (several minutes)
+    python benchmarks/streaming.py --quick               # a short smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import FIXTURES, ROOT, long_recording, random_model_dir, table  # noqa: E402
+
+TINY_CONFIG = FIXTURES / "parity" / "models" / "paraformer_streaming_tiny" / "config.yaml"
+CHUNKS = {"600ms": [0, 10, 5], "480ms": [0, 8, 4]}
+ENGINES = ("torch", "onnx", "onnx-int8")
+
+
+def released_config(out: Path) -> Path:
+    """The streaming config at the released size (the tiny fixture's layout, widened)."""
+    cfg = yaml.safe_load(TINY_CONFIG.read_text())
+    cfg["encoder_conf"].update(output_size=512, attention_heads=4, linear_units=2048, num_blocks=50)
+    cfg["decoder_conf"].update(attention_heads=4, linear_units=2048, num_blocks=16, att_layer_num=16)
+    cfg["predictor_conf"]["idim"] = 512
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
+def prepare(work: Path) -> Path:
+    """The random-weight model folder with its ONNX export beside it (built once)."""
+    model = work / "paraformer-streaming-large"
+    if not (model / "model.pt").is_file():
+        random_model_dir(released_config(work / "config.yaml"), model, vocab_size=8404)
+    onnx_dir = work / "paraformer-streaming-large-onnx"
+    if not (onnx_dir / "decoder_quant.onnx").is_file():
+        from funasr.auto_model import AutoModel
+
+        AutoModel(model=str(model), device="cpu", disable_pbar=True).export(type="onnx", quantize=True, output_dir=str(onnx_dir))
+    return work
+
+
+def load_task(work: Path, engine: str, threads: int):
+    """The streaming task on ``engine`` with ``threads`` threads."""
+    if engine == "torch":
+        import torch
+
+        from funasr.auto_model import AutoModel
+
+        torch.set_num_threads(threads)
+        return AutoModel(model=str(work / "paraformer-streaming-large"), device="cpu", disable_pbar=True).task
+    sys.path.insert(0, str(ROOT / "runtime" / "python"))
+    import funasr_onnx
+
+    return funasr_onnx.AutoModel(
+        model=str(work / "paraformer-streaming-large-onnx"), quantize=engine == "onnx-int8",
+        intra_op_num_threads=threads, disable_pbar=True,
+    ).task
+
+
+def worker(work: Path, engine: str, threads: int, chunk: str, streams: int, seconds: float) -> dict:
+    """``streams`` streams (each at its own offset in the recording) decoded together, chunk by chunk: round times."""
+    task = load_task(work, engine, threads)
+    size = CHUNKS[chunk]
+    lb = (4, 1) if engine == "torch" else (0, 0)
+    audio = long_recording(seconds + streams * 2.0)
+    stride = size[1] * 960
+    group = [task.create_stream(size, *lb) for _ in range(streams)]
+    warm = task.create_stream(size, *lb)
+    warm.accept_waveform(audio[: 3 * stride])
+    task.decode_streams([warm])
+    times = []
+    for k in range(int(seconds * 16000) // stride):
+        for j, s in enumerate(group):
+            start = j * 2 * 16000 + k * stride
+            s.accept_waveform(audio[start : start + stride])
+        t = time.perf_counter()
+        task.decode_streams(group)
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1000
+    return {"engine": engine, "threads": threads, "chunk": chunk, "streams": streams,
+            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "chunk_ms": size[1] * 60}
+
+
+def run_worker(work: Path, *args: object) -> dict:
+    """``worker`` in a fresh interpreter."""
+    cmd = [sys.executable, __file__, "--work", str(work), "--worker", *map(str, args)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/funasr-bench-streaming"), help="model and export folder")
+    parser.add_argument("--seconds", type=float, default=30.0, help="audio per stream")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run: 6 s, 1 thread, 600 ms, up to 2 streams")
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        engine, threads, chunk, streams, seconds = args.worker
+        print(json.dumps(worker(args.work, engine, int(threads), chunk, int(streams), float(seconds))))
+        return
+    work = prepare(args.work)
+    seconds = 6.0 if args.quick else args.seconds
+    thread_counts = (1,) if args.quick else (1, 2)
+    chunks = ("600ms",) if args.quick else tuple(CHUNKS)
+    rows = []
+    for engine in ENGINES:
+        for threads in thread_counts:
+            for chunk in chunks:
+                r = run_worker(work, engine, threads, chunk, 1, seconds)
+                rows.append([engine, threads, chunk, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"])
+    print("Per-chunk latency, one stream (ms)\n")
+    print(table(rows, ["engine", "threads", "chunk", "p50", "p95"]))
+    rows = []
+    for engine in ENGINES:
+        best = 0
+        for n in ((1, 2) if args.quick else (1, 2, 4, 8, 12, 16, 24, 32)):
+            r = run_worker(work, engine, thread_counts[-1], "600ms", n, seconds)
+            rows.append([engine, thread_counts[-1], n, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"])
+            if r["p95_ms"] > r["chunk_ms"]:
+                break
+            best = n
+        rows.append([engine, thread_counts[-1], f"real-time: {best}", "", ""])
+    print(f"\nConcurrent streams decoded together, 600 ms chunks, {thread_counts[-1]} thread(s): round time (ms)\n")
+    print(table(rows, ["engine", "threads", "streams", "p50", "p95"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -43,20 +43,18 @@ def texts(results: list[str]) -> list[str]:
     return [norm_text(t) for t in results]
 
 
-def test_every_reference_case_through_streams_decoded_together(model):
-    # Every one-utterance case replayed as a typed stream; all cases' streams (different chunk sizes,
-    # look-backs and positions) are decoded together, call by call, in one decode_streams per call.
-    single = [c for c in cases() if len(c["utterances"]) == 1]
-    task = model.task
+def replay_together(task, chosen: list[dict]) -> list[list[str]]:
+    """Each case's utterance replayed as a typed stream of ``task`` with the case's settings; all the
+    streams (different chunk sizes, look-backs and positions) decoded together, one decode_streams per call."""
     streams, plans = [], []
-    for case in single:
+    for case in chosen:
         utt = case["utterances"][0]
         g = utt["generate"]
         streams.append(task.create_stream(g["chunk_size"], g["encoder_chunk_look_back"], g["decoder_chunk_look_back"]))
         plans.append((audio(utt), utt["calls"]))
-    got = [[] for _ in single]
-    pos = [0] * len(single)
-    for k in range(max(len(p[1]) for p in plans)):
+    got: list[list[str]] = [[] for _ in chosen]
+    pos = [0] * len(chosen)
+    for k in range(max(len(calls) for _, calls in plans)):
         live = [i for i, (_, calls) in enumerate(plans) if k < len(calls)]
         for i in live:
             wav, calls = plans[i]
@@ -66,8 +64,14 @@ def test_every_reference_case_through_streams_decoded_together(model):
                 streams[i].input_finished()
         for i, result in zip(live, task.decode_streams([streams[i] for i in live])):
             got[i].append(result["text"])
-    for case, (_, calls), g in zip(single, plans, got):
-        assert texts(g) == texts([c["text"] for c in calls]), case["id"]
+    return got
+
+
+def test_every_reference_case_through_streams_decoded_together(model):
+    # Every one-utterance case replayed as a typed stream, all cases decoded together call by call.
+    single = [c for c in cases() if len(c["utterances"]) == 1]
+    for case, got in zip(single, replay_together(model.task, single)):
+        assert texts(got) == texts([c["text"] for c in case["utterances"][0]["calls"]]), case["id"]
     assert len(single) >= 25
 
 
@@ -217,24 +221,9 @@ def test_export_writes_the_online_graphs_with_funasr_names(onnx_model, export_ro
 
 def test_onnx_streams_match_reference_without_look_back(onnx_model):
     # FunASR's online graphs carry no attention look-back: the c10_lb0_0 cases, decoded together through decode_streams.
-    task = onnx_model.task
     chosen = [c for c in cases() if "/c10_lb0_0/" in c["id"]]
-    streams = [task.create_stream([0, 10, 5], 0, 0) for _ in chosen]
-    plans = [(audio(c["utterances"][0]), c["utterances"][0]["calls"]) for c in chosen]
-    got: list[list[str]] = [[] for _ in chosen]
-    pos = [0] * len(chosen)
-    for k in range(max(len(calls) for _, calls in plans)):
-        live = [i for i, (_, calls) in enumerate(plans) if k < len(calls)]
-        for i in live:
-            wav, calls = plans[i]
-            streams[i].accept_waveform(wav[pos[i] : pos[i] + calls[k]["samples"]])
-            pos[i] += calls[k]["samples"]
-            if calls[k]["is_final"]:
-                streams[i].input_finished()
-        for i, res in zip(live, task.decode_streams([streams[i] for i in live])):
-            got[i].append(res["text"])
-    for case, (_, calls), g in zip(chosen, plans, got):
-        assert texts(g) == texts([c["text"] for c in calls]), case["id"]
+    for case, got in zip(chosen, replay_together(onnx_model.task, chosen)):
+        assert texts(got) == texts([c["text"] for c in case["utterances"][0]["calls"]]), case["id"]
 
 
 def test_onnx_generate_adapter_and_int8(onnx_model, export_root):
@@ -251,3 +240,25 @@ def test_onnx_generate_adapter_and_int8(onnx_model, export_root):
     assert texts(got) == texts([c["text"] for c in utt["calls"]])
     int8 = funasr_onnx.AutoModel(model=str(export_root / f"{MODEL}-onnx"), quantize=True, disable_pbar=True)
     assert isinstance(int8.generate(input=wav, chunk_size=[0, 10, 5])[0]["text"], str)
+
+
+def test_onnx_streaming_runs_without_torch(onnx_model, export_root):
+    import subprocess
+    import sys
+
+    from conftest import ROOT, RUNTIME
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        f"sys.path[:0] = [{str(RUNTIME)!r}, {str(ROOT)!r}]\n"
+        "import numpy as np, soundfile as sf, funasr_onnx\n"
+        f"m = funasr_onnx.AutoModel(model={str(export_root / (MODEL + '-onnx'))!r}, disable_pbar=True)\n"
+        f"x = sf.read({str(AUDIO / 'example.wav')!r}, dtype='float32')[0]\n"
+        "s = m.task.create_stream([0, 10, 5], 0, 0); s.accept_waveform(x); s.input_finished()\n"
+        "print(m.task.decode_streams([s])[0]['text'])\n"
+        "assert sys.modules['torch'] is None\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/tmp")
+    assert out.returncode == 0, out.stderr[-2000:]
+    whole = next(c for c in cases() if c["id"].endswith("example/c10_lb0_0/exact"))["utterances"][0]["joined"]
+    assert norm_text(out.stdout.strip(), spaces=False) == norm_text(whole, spaces=False)

@@ -6,6 +6,7 @@ see this repository on its path: it has our import name).
     python benchmarks/side_by_side.py asr MODEL_DIR WAV THREADS REPEAT
     python benchmarks/side_by_side.py pipeline ASR_DIR VAD_DIR PUNC_DIR WAV THREADS
     python benchmarks/side_by_side.py onnx EXPORTED_DIR WAV THREADS REPEAT fp32|int8
+    python benchmarks/side_by_side.py stream MODEL_DIR WAV THREADS CHUNK_FRAMES   (streaming generate, per-call ms)
 
 "onnx" runs FunASR's own onnxruntime package (pip ``funasr-onnx``, import name ``funasr_onnx``)
 on a folder written by ``funasr-export``: reference interpreter only.
@@ -46,6 +47,20 @@ def main() -> None:
     from funasr import AutoModel
 
     common = {"device": "cpu", "disable_update": True, "disable_pbar": True, "disable_log": True}
+    if mode == "stream":  # FunASR's streaming call protocol, look-back 4 / 1: per-chunk latency
+        model_dir, wav, threads, frames = args
+        torch.set_num_threads(int(threads))
+        model = AutoModel(model=model_dir, ncpu=int(threads), **common)
+        audio = sf.read(wav, dtype="float32")[0]
+        size, stride, cache, times = [0, int(frames), int(frames) // 2], int(frames) * 960, {}, []
+        kwargs = {"chunk_size": size, "encoder_chunk_look_back": 4, "decoder_chunk_look_back": 1}
+        for i in range(0, len(audio) - stride + 1, stride):
+            start = time.perf_counter()
+            model.generate(input=audio[i : i + stride], cache=cache, is_final=False, **kwargs)
+            times.append((time.perf_counter() - start) * 1000)
+        times = sorted(times[1:])
+        print(json.dumps({"p50_ms": times[len(times) // 2], "p95_ms": times[int(len(times) * 0.95)], "chunks": len(times)}))
+        return
     if mode == "asr":
         model_dir, wav, threads, repeat = args
         torch.set_num_threads(int(threads))

@@ -16,7 +16,8 @@ PyTorch decodes with look-back 4 / 1 (the trained values); the ONNX graphs have 
 contract, without attention look-back.
 
     python benchmarks/streaming.py                       # everything (several minutes)
-    python benchmarks/streaming.py --quick               # a short smoke run
+    python benchmarks/streaming.py --quick               # a smoke run of the script (tiny test model)
+    python benchmarks/streaming.py --reference-python /path/to/funasr-env/bin/python   # + FunASR's own generate
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import FIXTURES, ROOT, long_recording, random_model_dir, table  # noqa: E402
+from common import FIXTURES, ROOT, long_recording, random_model_dir, side_by_side, table  # noqa: E402
 
 TINY_CONFIG = FIXTURES / "parity" / "models" / "paraformer_streaming_tiny" / "config.yaml"
 CHUNKS = {"600ms": [0, 10, 5], "480ms": [0, 8, 4]}
@@ -51,20 +52,22 @@ def released_config(out: Path) -> Path:
     return out
 
 
-def prepare(work: Path) -> Path:
-    """The random-weight model folder with its ONNX export beside it (built once)."""
-    model = work / "paraformer-streaming-large"
-    if not (model / "model.pt").is_file():
+def prepare(work: Path, quick: bool) -> Path:
+    """The model folder (random weights at the released size; the tiny test model for ``quick``) and its ONNX export."""
+    model = work / "model"
+    if quick:
+        model = TINY_CONFIG.parent
+    elif not (model / "model.pt").is_file():
         random_model_dir(released_config(work / "config.yaml"), model, vocab_size=8404)
-    onnx_dir = work / "paraformer-streaming-large-onnx"
+    onnx_dir = work / "onnx"
     if not (onnx_dir / "decoder_quant.onnx").is_file():
         from funasr.auto_model import AutoModel
 
         AutoModel(model=str(model), device="cpu", disable_pbar=True).export(type="onnx", quantize=True, output_dir=str(onnx_dir))
-    return work
+    return model
 
 
-def load_task(work: Path, engine: str, threads: int):
+def load_task(work: Path, model: Path, engine: str, threads: int):
     """The streaming task on ``engine`` with ``threads`` threads."""
     if engine == "torch":
         import torch
@@ -72,19 +75,19 @@ def load_task(work: Path, engine: str, threads: int):
         from funasr.auto_model import AutoModel
 
         torch.set_num_threads(threads)
-        return AutoModel(model=str(work / "paraformer-streaming-large"), device="cpu", disable_pbar=True).task
+        return AutoModel(model=str(model), device="cpu", disable_pbar=True).task
     sys.path.insert(0, str(ROOT / "runtime" / "python"))
     import funasr_onnx
 
     return funasr_onnx.AutoModel(
-        model=str(work / "paraformer-streaming-large-onnx"), quantize=engine == "onnx-int8",
+        model=str(work / "onnx"), quantize=engine == "onnx-int8",
         intra_op_num_threads=threads, disable_pbar=True,
     ).task
 
 
-def worker(work: Path, engine: str, threads: int, chunk: str, streams: int, seconds: float) -> dict:
+def worker(work: Path, model: Path, engine: str, threads: int, chunk: str, streams: int, seconds: float) -> dict:
     """``streams`` streams (each at its own offset in the recording) decoded together, chunk by chunk: round times."""
-    task = load_task(work, engine, threads)
+    task = load_task(work, model, engine, threads)
     size = CHUNKS[chunk]
     lb = (4, 1) if engine == "torch" else (0, 0)
     audio = long_recording(seconds + streams * 2.0)
@@ -106,9 +109,9 @@ def worker(work: Path, engine: str, threads: int, chunk: str, streams: int, seco
             "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "chunk_ms": size[1] * 60}
 
 
-def run_worker(work: Path, *args: object) -> dict:
+def run_worker(work: Path, model: Path, *args: object) -> dict:
     """``worker`` in a fresh interpreter."""
-    cmd = [sys.executable, __file__, "--work", str(work), "--worker", *map(str, args)]
+    cmd = [sys.executable, __file__, "--work", str(work), "--worker", str(model), *map(str, args)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -117,14 +120,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/funasr-bench-streaming"), help="model and export folder")
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per stream")
-    parser.add_argument("--quick", action="store_true", help="a short smoke run: 6 s, 1 thread, 600 ms, up to 2 streams")
-    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run of this script: the tiny test model, 6 s, 1 thread, 600 ms, up to 2 streams")
+    parser.add_argument("--reference-python", help="interpreter with FunASR 1.4.16 installed: adds a side-by-side table")
+    parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        engine, threads, chunk, streams, seconds = args.worker
-        print(json.dumps(worker(args.work, engine, int(threads), chunk, int(streams), float(seconds))))
+        model, engine, threads, chunk, streams, seconds = args.worker
+        print(json.dumps(worker(args.work, Path(model), engine, int(threads), chunk, int(streams), float(seconds))))
         return
-    work = prepare(args.work)
+    if args.quick:
+        args.work = args.work.with_name(args.work.name + "-quick")
+    model = prepare(args.work, args.quick)
     seconds = 6.0 if args.quick else args.seconds
     thread_counts = (1,) if args.quick else (1, 2)
     chunks = ("600ms",) if args.quick else tuple(CHUNKS)
@@ -132,7 +139,7 @@ def main() -> None:
     for engine in ENGINES:
         for threads in thread_counts:
             for chunk in chunks:
-                r = run_worker(work, engine, threads, chunk, 1, seconds)
+                r = run_worker(args.work, model, engine, threads, chunk, 1, seconds)
                 rows.append([engine, threads, chunk, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"])
     print("Per-chunk latency, one stream (ms)\n")
     print(table(rows, ["engine", "threads", "chunk", "p50", "p95"]))
@@ -140,7 +147,7 @@ def main() -> None:
     for engine in ENGINES:
         best = 0
         for n in ((1, 2) if args.quick else (1, 2, 4, 8, 12, 16, 24, 32)):
-            r = run_worker(work, engine, thread_counts[-1], "600ms", n, seconds)
+            r = run_worker(args.work, model, engine, thread_counts[-1], "600ms", n, seconds)
             rows.append([engine, thread_counts[-1], n, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"])
             if r["p95_ms"] > r["chunk_ms"]:
                 break
@@ -148,6 +155,19 @@ def main() -> None:
         rows.append([engine, thread_counts[-1], f"real-time: {best}", "", ""])
     print(f"\nConcurrent streams decoded together, 600 ms chunks, {thread_counts[-1]} thread(s): round time (ms)\n")
     print(table(rows, ["engine", "threads", "streams", "p50", "p95"]))
+    if args.reference_python:
+        import soundfile as sf
+
+        wav = args.work / "side_by_side.wav"
+        sf.write(wav, long_recording(seconds), 16000)
+        rows = []
+        for threads in thread_counts:
+            for chunk, size in CHUNKS.items():
+                ours = side_by_side(sys.executable, True, "stream", model, wav, threads, size[1])
+                ref = side_by_side(args.reference_python, False, "stream", model, wav, threads, size[1])
+                rows.append([threads, chunk, f"{ours['p95_ms']:.1f}", f"{ref['p95_ms']:.1f}", f"{ref['p95_ms'] / ours['p95_ms']:.2f}x"])
+        print("\nPyTorch generate(cache=...) per chunk, look-back 4 / 1, p95 ms: this project vs FunASR 1.4.16\n")
+        print(table(rows, ["threads", "chunk", "ours", "FunASR", "speed-up"]))
 
 
 if __name__ == "__main__":

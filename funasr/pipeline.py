@@ -108,6 +108,6 @@ class Pipeline:
                       for i in batch}
             batch = [i for i in batch if len(pieces[i])]  # a segment past the end of the audio has nothing to say
             seg_items = [AudioItem(item.key, np.ascontiguousarray(pieces[i])) for i in batch]
-            for i, res in zip(batch, self.asr(seg_items, opts.asr) if seg_items else []):
+            for i, res in zip(batch, self.asr(seg_items, opts.stream if getattr(self.asr, 'streaming', False) else opts.asr) if seg_items else []):
                 out[i] = res
         return out

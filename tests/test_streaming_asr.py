@@ -262,3 +262,28 @@ def test_onnx_streaming_runs_without_torch(onnx_model, export_root):
     assert out.returncode == 0, out.stderr[-2000:]
     whole = next(c for c in cases() if c["id"].endswith("example/c10_lb0_0/exact"))["utterances"][0]["joined"]
     assert norm_text(out.stdout.strip(), spaces=False) == norm_text(whole, spaces=False)
+
+
+def test_batches_of_whole_utterances_and_vad_segments(model):
+    # Without a cache each input is a whole utterance; a batch is decoded together and equals one-by-one decoding.
+    files = [str(AUDIO / n) for n in ("example.wav", "sample.wav")]
+    together = model.generate(input=files, batch_size=2, encoder_chunk_look_back=4, decoder_chunk_look_back=1)
+    alone = [model.generate(input=f, encoder_chunk_look_back=4, decoder_chunk_look_back=1)[0] for f in files]
+    assert together == alone and all(r["text"] for r in together)
+    from conftest import BUNDLED_VAD
+    from funasr import AutoModel
+
+    with_vad = AutoModel(model=str(MODELS / MODEL), vad_model=str(BUNDLED_VAD), device="cpu", disable_pbar=True)
+    res = with_vad.generate(input=str(AUDIO / "pub_concat.wav"))
+    assert len(res) == 1 and res[0]["text"]
+
+
+def test_decode_streams_keeps_good_streams_when_one_item_is_bad(model):
+    task = model.task
+    stream = task.create_stream()
+    stream.accept_waveform(read_wave("example.wav"))
+    stream.input_finished()
+    out = task.decode_streams([stream, "not a stream"])
+    assert out[0]["text"] and "error" in out[1] and "create_stream" in out[1]["error"]
+    with pytest.raises(OptionError, match="more than once"):
+        task.decode_streams([stream, stream])

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from funasr.audio import AudioItem
+from funasr.errors import OptionError
 from funasr.hotword import check_hotword, hotword_ids, read_hotwords
 from funasr.options import ASROptions, StreamASROptions
 from funasr.engines import ASRNet, Recognition
@@ -190,7 +191,18 @@ class StreamingASRTask(ASRTask):
         return self.decode_streams([stream])[0]
 
     def decode_streams(self, streams: list[ParaformerStream]) -> list[dict[str, Any]]:
-        """Decode every whole chunk waiting in each stream (all the rest once its input is finished): the new text of each."""
+        """Decode every whole chunk waiting in each stream (all the rest once its input is finished): the new text of each.
+
+        An item that is not a ``ParaformerStream`` gets ``{"key", "error"}`` in its place; the others are decoded.
+        """
+        if len({id(s) for s in streams}) != len(streams):
+            raise OptionError("decode_streams got the same stream more than once; pass each stream once per call")
+        good = [s for s in streams if isinstance(s, ParaformerStream)]
+        if len(good) < len(streams):
+            out = iter(self.decode_streams(good))
+            return [next(out) if isinstance(s, ParaformerStream) else
+                    {"key": f"input_{i}", "error": f"decode_streams takes streams from create_stream(), got {type(s).__name__}"}
+                    for i, s in enumerate(streams)]
         pieces = [[] if s.closed else s.take_pending(s.settings.stride) for s in streams]
         ids: list[list[int]] = [[] for _ in streams]
         for r in range(max((len(p) for p in pieces), default=0)):
@@ -236,21 +248,24 @@ class StreamingASRTask(ASRTask):
         return out
 
     def __call__(self, items: list[AudioItem], options: StreamASROptions = StreamASROptions()) -> list[dict]:
-        """FunASR's streaming ``generate``: each item is the next audio of the stream in ``options.cache`` (a whole
-        utterance without a cache); the result is the text of the tokens fired by this call."""
-        results = []
-        for item in items:
-            final = options.is_final if options.is_final is not None else options.cache is None
-            if isinstance(item.source, (str, Path)):  # a file or URL is a whole utterance (as in the reference)
-                final = True
-            new = lambda: self.create_stream(options.chunk_size, options.encoder_chunk_look_back,  # noqa: E731
-                                             options.decoder_chunk_look_back, item.key)
-            stream = new() if options.cache is None else stream_in_cache(options.cache, ParaformerStream, new)
-            stream.key = item.key
-            stream.accept_waveform(item.waveform)
-            if final:
+        """FunASR's streaming ``generate``: with ``options.cache`` the one item is the next audio of the stream it
+        holds, and the result is the text of the tokens fired by this call; without a cache every item is a whole
+        utterance, all decoded together."""
+        settings = (options.chunk_size, options.encoder_chunk_look_back, options.decoder_chunk_look_back)
+        if options.cache is None:
+            streams = [self.create_stream(*settings, key=item.key) for item in items]
+            for stream, item in zip(streams, items):
+                stream.accept_waveform(item.waveform)
                 stream.input_finished()
-            results.append(self.decode_stream(stream))
-            if final and options.cache is not None:  # the dict continues with a fresh stream, made with this call's settings
-                options.cache[CACHE_KEY] = new()
-        return results
+            return self.decode_streams(streams)
+        (item,) = items
+        final = bool(options.is_final) or isinstance(item.source, (str, Path))  # a file or URL is a whole utterance
+        stream = stream_in_cache(options.cache, ParaformerStream, lambda: self.create_stream(*settings))
+        stream.key = item.key
+        stream.accept_waveform(item.waveform)
+        if final:
+            stream.input_finished()
+        result = self.decode_stream(stream)
+        if final:  # the dict continues with a fresh stream, made with this call's settings (as the reference)
+            options.cache[CACHE_KEY] = self.create_stream(*settings)
+        return [result]

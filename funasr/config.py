@@ -9,6 +9,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from funasr import registry
 from funasr.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,11 @@ def resolve_model_dir(model_dir: Union[str, Path], overrides: Optional[dict[str,
         metas = _absolute_metas(meta_file.get("file_path_metas") or {}, model_dir)
         config_path = Path(metas.pop("config", config_path))
     if not config_path.is_file():
+        for family in registry.families():
+            if family.read_config and (model_dir / str(family.config_file)).is_file():
+                cfg = deep_merge(registry.resolve(family.read_config)(model_dir), overrides)
+                cfg["model_dir"] = str(model_dir)
+                return cfg
         raise ConfigError(
             f"{model_dir} is not a FunASR model directory: it has no config.yaml; "
             "pass a directory holding config.yaml and model.pt, or a model name such as 'paraformer-zh'"

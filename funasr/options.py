@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 from funasr.errors import OptionError
 from funasr.hotword import check_hotword
+from funasr.search import METHODS
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ _DEVICE = re.compile(r"^(cpu|cuda|mps|xpu|npu)(:\d+)?$")
 # run (streaming ASR, SenseVoice, LLMs, speaker models).
 REFERENCE_ARGS = frozenset(
     "key data_type language use_itn ban_emo_unk "
-    "beam_size decoding_ctc_weight encoder_chunk_look_back decoder_chunk_look_back split_with_space "
+    "decoding_ctc_weight encoder_chunk_look_back decoder_chunk_look_back split_with_space "
     "return_spk_res spk_mode preset_spk_num is_streaming_input_asr".split()
 )
 # Constructor switches with nothing to do here (no update check; runs are deterministic).
@@ -156,12 +157,52 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class SearchOptions:
+    """CTC / attention searches (U2 models): the method, the beam, chunked decoding, the rescoring weights."""
+
+    decoding_method: str = "attention_rescoring"  # one of funasr.search.METHODS
+    beam_size: int = 10
+    decoding_chunk_size: int = -1  # encoder frames per attention chunk; -1: full context
+    num_decoding_left_chunks: int = -1  # chunks to the left each chunk sees; -1: all
+    ctc_weight: float = 0.5  # rescoring: weight of the CTC score
+    reverse_weight: float = 0.0  # rescoring: weight of the right-to-left decoder (U2++)
+
+    @classmethod
+    def parse(cls, kw: dict[str, Any]) -> "SearchOptions":
+        """Checked options from ``kw``."""
+        out: dict[str, Any] = {}
+        method = kw.get("decoding_method")
+        if method is not None:
+            if method not in METHODS:
+                raise _fail("decoding_method", method, f"choose from {', '.join(METHODS)}")
+            out["decoding_method"] = method
+        if kw.get("beam_size") is not None:
+            out["beam_size"] = _number("beam_size", kw["beam_size"], integer=True, positive=True)
+        chunk = kw.get("decoding_chunk_size")
+        if chunk is not None:
+            chunk = _number("decoding_chunk_size", chunk, integer=True, minimum=-1)
+            if chunk == 0:
+                raise _fail("decoding_chunk_size", 0, "pass -1 (full context) or a chunk size > 0 in encoder frames, e.g. 16")
+            out["decoding_chunk_size"] = chunk
+        if kw.get("num_decoding_left_chunks") is not None:
+            out["num_decoding_left_chunks"] = _number("num_decoding_left_chunks", kw["num_decoding_left_chunks"], integer=True, minimum=-1)
+        if kw.get("ctc_weight") is not None:
+            out["ctc_weight"] = _number("ctc_weight", kw["ctc_weight"], minimum=0)
+        if kw.get("reverse_weight") is not None:
+            out["reverse_weight"] = _number("reverse_weight", kw["reverse_weight"], minimum=0)
+            if out["reverse_weight"] > 1:
+                raise _fail("reverse_weight", kw["reverse_weight"], "pass a number from 0 to 1")
+        return cls(**out)
+
+
+@dataclass(frozen=True)
 class ASROptions:
-    """Recognition: hotwords (SeACo, Contextual), timestamps, the Contextual bias scale."""
+    """Recognition: hotwords (SeACo, Contextual), timestamps, the Contextual bias scale, the search (U2)."""
 
     hotword: Any = None  # words separated by spaces, a list, a .txt file or a URL
     timestamps: bool = False  # ``pred_timestamp`` / ``output_timestamp``
     clas_scale: float = 1.0
+    search: SearchOptions = SearchOptions()
 
     @classmethod
     def parse(cls, kw: dict[str, Any]) -> "ASROptions":
@@ -171,6 +212,10 @@ class ASROptions:
         out["timestamps"] = any(_flag(k, kw[k]) for k in ("pred_timestamp", "output_timestamp") if kw.get(k) is not None)
         if kw.get("clas_scale") is not None:
             out["clas_scale"] = _number("clas_scale", kw["clas_scale"], minimum=0)
+        out["search"] = SearchOptions.parse(kw)
+        if out["timestamps"] and out["search"].decoding_method == "attention":
+            raise OptionError("decoding_method='attention' gives no CTC timestamps: drop output_timestamp/pred_timestamp "
+                              "or use attention_rescoring, ctc_prefix_beam_search or ctc_greedy_search")
         return cls(**out)
 
 
@@ -319,9 +364,9 @@ def _names(*classes: type) -> set[str]:
 
 
 KNOWN_ARGS = frozenset(
-    _names(RunOptions, ASROptions, VADCallOptions, PipelineOptions, PuncOptions)
+    _names(RunOptions, ASROptions, SearchOptions, VADCallOptions, PipelineOptions, PuncOptions)
     | {"pred_timestamp", "output_timestamp", "max_single_segment_time"}
-) - {"timestamps"}
+) - {"timestamps", "search"}
 
 # generate() arguments the constructor may set for every call (VAD settings go to the VAD's config instead)
 DEFAULTABLE = KNOWN_ARGS - _names(VADCallOptions) - {"max_single_segment_time"}

@@ -29,6 +29,7 @@ class Recognition:
     stamp_weights: Optional[list[np.ndarray]] = None  # per item, 1-D float32
     stamp_fires: Optional[list[np.ndarray]] = None  # per item, 1-D float32, as long as stamp_weights
     upsample_rate: int = 1  # timestamp steps per encoder frame
+    token_stamps: Optional[list[list[list[int]]]] = None  # per item [start_ms, end_ms] per token (CTC models)
 
 
 class ASRNet(Protocol):

@@ -83,7 +83,7 @@ class ASRTask:
         feats = np.zeros((len(live), int(lens.max()), per_item[live[0]].shape[1]), dtype=np.float32)
         for j, i in enumerate(live):
             feats[j, : lens[j]] = per_item[i]
-        rec = self.decode(feats, lens, bias, options.timestamps, {"clas_scale": options.clas_scale})
+        rec = self.decode(feats, lens, bias, options.timestamps, {"clas_scale": options.clas_scale, "search": options.search})
         for j, i in enumerate(live):
             results[i] = self.result(items[i].key, rec, j, with_ts)
         return results

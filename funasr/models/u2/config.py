@@ -1,0 +1,96 @@
+"""Reading a WeNet model folder (``train.yaml``, ``final.pt`` or another ``*.pt``, ``units.txt``,
+``global_cmvn``) into a resolved config (torch-free)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from funasr.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "train.yaml"
+UNITS_FILE = "units.txt"
+
+
+def read_units(path: Path) -> list[str]:
+    """``units.txt`` (``symbol id`` per line) -> the symbols ordered by id."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read the unit list {path}: {e}; re-download the model or fix the file") from e
+    table: dict[int, str] = {}
+    for n, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise ConfigError(f"{path} line {n} is {line!r}, not 'symbol id'; re-download the model or fix the file")
+        table[int(parts[1])] = parts[0]
+    if sorted(table) != list(range(len(table))):
+        raise ConfigError(f"{path}: the ids are not 0..{len(table) - 1} without gaps; re-download the model or fix the file")
+    return [table[i] for i in range(len(table))]
+
+
+def find_checkpoint(model_dir: Path) -> Optional[Path]:
+    """``final.pt``, else the folder's only ``*.pt`` (None: no checkpoint, as in an exported folder)."""
+    if (model_dir / "final.pt").is_file():
+        return model_dir / "final.pt"
+    found = sorted(p for p in model_dir.glob("*.pt") if p.is_file())
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return None
+    raise ConfigError(
+        f"{model_dir} has no final.pt and several checkpoints ({', '.join(p.name for p in found)}); "
+        "pass init_param=<the one to use>"
+    )
+
+
+def special_ids(cfg: dict[str, Any], vocab_size: int) -> tuple[int, int, int]:
+    """``(sos, eos, blank)``: from ``tokenizer_conf.special_tokens`` when present, else ``<sos>`` = ``<eos>`` = V-1."""
+    special = (cfg.get("tokenizer_conf") or {}).get("special_tokens") or {}
+    blank = int((cfg.get("ctc_conf") or {}).get("ctc_blank_id", special.get("<blank>", 0)))
+    return int(special.get("<sos>", vocab_size - 1)), int(special.get("<eos>", vocab_size - 1)), blank
+
+
+def read_model_dir(model_dir: Path) -> dict[str, Any]:
+    """A WeNet folder as a resolved config: WeNet's keys plus ``frontend``, ``tokenizer``, ``init_param``."""
+    path = model_dir / CONFIG_FILE
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}; re-download the model or fix the file") from e
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path} does not hold a mapping of settings; re-download the model or fix the file")
+    cfg.setdefault("model", "asr_model")
+    units_path = model_dir / Path(str((cfg.get("tokenizer_conf") or {}).get("symbol_table_path") or UNITS_FILE)).name
+    if not units_path.is_file():
+        units_path = model_dir / UNITS_FILE
+    if not units_path.is_file():
+        raise ConfigError(f"{model_dir} has train.yaml but no {UNITS_FILE}; add the model's unit list")
+    units = read_units(units_path)
+    vocab = int(cfg.get("output_dim") or len(units))
+    if vocab != len(units):
+        raise ConfigError(f"{path} says output_dim {vocab} but {units_path} lists {len(units)} units; they must agree")
+    fbank = (cfg.get("dataset_conf") or {}).get("fbank_conf") or {}
+    n_mels = int(fbank.get("num_mel_bins", 80))
+    if int(cfg.get("input_dim") or n_mels) != n_mels:
+        raise ConfigError(f"{path}: input_dim {cfg['input_dim']} differs from fbank_conf.num_mel_bins {n_mels}")
+    cfg["u2_special_ids"] = list(special_ids(cfg, vocab))
+    cfg["frontend"] = "WavFrontendOnline"  # WeNet's Kaldi fbank: povey window, int16 scale, never dithered here
+    cfg["frontend_conf"] = {
+        "window": "povey", "n_mels": n_mels,
+        "frame_length": fbank.get("frame_length", 25), "frame_shift": fbank.get("frame_shift", 10),
+    }
+    cfg["tokenizer"] = "CharTokenizer"
+    cfg["tokenizer_conf"] = {**(cfg.get("tokenizer_conf") or {}), "token_list": units, "symbol_table_path": str(units_path)}
+    checkpoint = find_checkpoint(model_dir)
+    if checkpoint is not None:
+        cfg["init_param"] = str(checkpoint)
+    if cfg.get("cmvn") and not (model_dir / "global_cmvn").is_file():
+        log.info("%s has no global_cmvn file: the CMVN statistics come from the checkpoint", model_dir)
+    return cfg

@@ -37,7 +37,8 @@ def deep_merge(base: dict, top: dict) -> dict:
     return out
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
+    """A YAML file holding a mapping (ConfigError otherwise)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
@@ -101,7 +102,7 @@ def resolve_model_dir(model_dir: Union[str, Path], overrides: Optional[dict[str,
             f"{model_dir} is not a FunASR model directory: it has no config.yaml; "
             "pass a directory holding config.yaml and model.pt, or a model name such as 'paraformer-zh'"
         )
-    cfg = _read_yaml(config_path)
+    cfg = read_yaml(config_path)
     if "model" not in cfg:
         raise ConfigError(f"{config_path} does not name its model class (no 'model:' entry)")
     cfg = deep_merge(cfg, _present_files(model_dir))

@@ -6,8 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from funasr.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -59,13 +57,10 @@ def special_ids(cfg: dict[str, Any], vocab_size: int) -> tuple[int, int, int]:
 
 def read_model_dir(model_dir: Path) -> dict[str, Any]:
     """A WeNet folder as a resolved config: WeNet's keys plus ``frontend``, ``tokenizer``, ``init_param``."""
+    from funasr.config import read_yaml  # funasr.config finds this reader through the registry
+
     path = model_dir / CONFIG_FILE
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read {path}: {e}; re-download the model or fix the file") from e
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{path} does not hold a mapping of settings; re-download the model or fix the file")
+    cfg = read_yaml(path)
     cfg.setdefault("model", "asr_model")
     units_path = model_dir / Path(str((cfg.get("tokenizer_conf") or {}).get("symbol_table_path") or UNITS_FILE)).name
     if not units_path.is_file():

@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "train.yaml"
 UNITS_FILE = "units.txt"
+WENET_MODEL = "asr_model"  # the ``model:`` of WeNet's U2 / U2++ configs (the default when absent)
 
 
 def read_units(path: Path) -> list[str]:
@@ -61,7 +62,9 @@ def read_model_dir(model_dir: Path) -> dict[str, Any]:
 
     path = model_dir / CONFIG_FILE
     cfg = read_yaml(path)
-    cfg.setdefault("model", "asr_model")
+    if cfg.get("model", WENET_MODEL) != WENET_MODEL:
+        raise ConfigError(f"{path} names the WeNet model {cfg['model']!r}; funasr runs WeNet's {WENET_MODEL!r} (U2 / U2++) only")
+    cfg["model"] = "U2Model"
     units_path = model_dir / Path(str((cfg.get("tokenizer_conf") or {}).get("symbol_table_path") or UNITS_FILE)).name
     if not units_path.is_file():
         units_path = model_dir / UNITS_FILE

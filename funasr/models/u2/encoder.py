@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from funasr.errors import ConfigError
+from funasr.models.u2.decoding import SUBSAMPLING_RATES
 
 ACTIVATIONS = {"swish": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -53,11 +54,11 @@ class GlobalCMVN(nn.Module):
         return (x - self.mean) * self.istd
 
 
-# input_layer -> (conv (kernel, stride) list, mask slices (start, step), right context, name of the linear)
+# input_layer -> (conv (kernel, stride) list, mask slices (start, step), name of the linear)
 SUBSAMPLING = {
-    "conv2d": ([(3, 2), (3, 2)], [(2, 2), (2, 2)], 6, "out"),
-    "conv2d6": ([(3, 2), (5, 3)], [(2, 2), (4, 3)], 10, "linear"),
-    "conv2d8": ([(3, 2), (3, 2), (3, 2)], [(2, 2), (2, 2), (2, 2)], 14, "linear"),
+    "conv2d": ([(3, 2), (3, 2)], [(2, 2), (2, 2)], "out"),
+    "conv2d6": ([(3, 2), (5, 3)], [(2, 2), (4, 3)], "linear"),
+    "conv2d8": ([(3, 2), (3, 2), (3, 2)], [(2, 2), (2, 2), (2, 2)], "linear"),
 }
 
 
@@ -68,7 +69,8 @@ class Conv2dSubsampling(nn.Module):
         super().__init__()
         if input_layer not in SUBSAMPLING:
             raise ConfigError(f"encoder_conf.input_layer {input_layer!r} is not supported (choose from {', '.join(SUBSAMPLING)})")
-        convs, self.slices, self.right_context, self.linear_name = SUBSAMPLING[input_layer]
+        convs, self.slices, self.linear_name = SUBSAMPLING[input_layer]
+        self.rate, self.right_context = SUBSAMPLING_RATES[input_layer]
         layers: list[nn.Module] = []
         freq, channels = idim, 1
         for kernel, stride in convs:
@@ -80,7 +82,6 @@ class Conv2dSubsampling(nn.Module):
             self.out = nn.Sequential(linear)
         else:
             self.linear = linear
-        self.rate = math.prod(stride for _, stride in convs)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, T, D) and mask (B, 1, T) -> (B, T', d) and the mask (B, 1, T')."""
@@ -128,16 +129,16 @@ class MultiHeadedAttention(nn.Module):
         query: torch.Tensor,
         key: torch.Tensor,
         value: torch.Tensor,
-        mask: torch.Tensor,
+        mask: Optional[torch.Tensor],
         pos_emb: Optional[torch.Tensor] = None,
         cache: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention output (B, Tq, d) and the keys/values (B, H, Tk, 2 d_k) after prepending ``cache``.
 
-        ``mask`` (B, 1 or Tq, Tk) bool, True = visible; an empty mask means all visible.
+        ``mask`` (B, 1 or Tq, Tk) bool, True = visible; None: all visible.
         """
         q, k, v = self.heads(self.linear_q(query)), self.heads(self.linear_k(key)), self.heads(self.linear_v(value))
-        if cache is not None and cache.size(0) > 0:
+        if cache is not None:
             k = torch.cat([cache[..., : self.d_k], k], dim=2)
             v = torch.cat([cache[..., self.d_k :], v], dim=2)
         new_cache = torch.cat([k, v], dim=-1)
@@ -150,7 +151,7 @@ class MultiHeadedAttention(nn.Module):
             scores = (ac + bd) / math.sqrt(self.d_k)
         else:
             scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)
-        if mask.size(2) > 0:
+        if mask is not None:
             hidden = ~mask.unsqueeze(1)[:, :, :, : scores.size(-1)]
             attn = torch.softmax(scores.masked_fill(hidden, -float("inf")), dim=-1).masked_fill(hidden, 0.0)
         else:
@@ -175,14 +176,14 @@ class ConvolutionModule(nn.Module):
         self.pointwise_conv2 = nn.Conv1d(d, d, 1, bias=bias)
         self.activation = activation(act)
 
-    def forward(self, x: torch.Tensor, mask_pad: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, d), padding mask (B, 1, T) (empty: none), cache (B, d, K-1) (empty: zeros) -> (B, T, d), new cache."""
+    def forward(self, x: torch.Tensor, mask_pad: Optional[torch.Tensor], cache: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, d), padding mask (B, 1, T) (None: none), cache (B, d, K-1) (None: zeros) -> (B, T, d), new cache."""
         x = x.transpose(1, 2)  # (B, d, T)
-        if mask_pad.size(2) > 0:
+        if mask_pad is not None:
             x = x.masked_fill(~mask_pad, 0.0)
         new_cache = x.new_zeros(0, 0, 0)
         if self.lorder > 0:  # the cache (or zeros) goes before pointwise_conv1, as WeNet does
-            x = torch.cat([cache, x], dim=2) if cache.size(2) > 0 else F.pad(x, (self.lorder, 0))
+            x = torch.cat([cache, x], dim=2) if cache is not None else F.pad(x, (self.lorder, 0))
             new_cache = x[:, :, -self.lorder :]
         x = self.depthwise_conv(F.glu(self.pointwise_conv1(x), dim=1))
         if self.use_layer_norm:
@@ -190,7 +191,7 @@ class ConvolutionModule(nn.Module):
         else:
             x = self.activation(self.norm(x))
         x = self.pointwise_conv2(x)
-        if mask_pad.size(2) > 0:
+        if mask_pad is not None:
             x = x.masked_fill(~mask_pad, 0.0)
         return x.transpose(1, 2), new_cache
 
@@ -215,7 +216,7 @@ class ConformerLayer(nn.Module):
         self.ff_scale = 0.5 if macaron else 1.0
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, pos_emb: torch.Tensor, mask_pad: torch.Tensor,
-                att_cache: torch.Tensor, cnn_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                att_cache: Optional[torch.Tensor], cnn_cache: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, d) -> (B, T, d), new attention cache (B, H, Tk, 2 d_k), new conv cache (B, d, K-1)."""
         if self.feed_forward_macaron is not None:
             x = x + self.ff_scale * self.feed_forward_macaron(self.norm_ff_macaron(x))
@@ -243,7 +244,7 @@ class TransformerLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d, eps=eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, pos_emb: torch.Tensor, mask_pad: torch.Tensor,
-                att_cache: torch.Tensor, cnn_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                att_cache: Optional[torch.Tensor], cnn_cache: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, d) -> (B, T, d), new attention cache, an empty conv cache (no convolution)."""
         h = self.norm1(x)
         att, new_att_cache = self.self_attn(h, h, h, mask, pos_emb, att_cache)
@@ -356,28 +357,27 @@ class U2Encoder(nn.Module):
                 chunk_size = self.static_chunk_size
             if chunk_size > 0:
                 att_mask = mask & chunk_mask(xs.size(1), chunk_size, left_chunks, xs.device).unsqueeze(0)
-        empty = xs.new_zeros(0, 0, 0, 0)
         for layer in self.encoders:
-            xs, _, _ = layer(xs, att_mask, pos_emb, mask, empty, empty)
+            xs, _, _ = layer(xs, att_mask, pos_emb, mask, None, None)
         if self.after_norm is not None:
             xs = self.after_norm(xs)
         return xs, mask
 
     def forward_chunks(
-        self, xs: torch.Tensor, lens: torch.Tensor, offsets: torch.Tensor, att_cache: torch.Tensor, cache_lens: torch.Tensor,
-        cnn_cache: torch.Tensor,
+        self, xs: torch.Tensor, lens: torch.Tensor, offsets: torch.Tensor, att_cache: Optional[torch.Tensor],
+        cache_lens: torch.Tensor, cnn_cache: Optional[torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The next chunk of B streams at once, each at its own position.
 
         xs (B, T, D) raw fbank padded, lens (B,); offsets (B,): encoder frames each stream has emitted;
         att_cache (L, B, H, Tc, 2 d_k) each stream's cached keys/values right-aligned, ``cache_lens`` (B,)
-        of them valid (Tc = 0: none); cnn_cache (L, B, d, K-1) (empty: zeros).
+        of them valid (None: none); cnn_cache (L, B, d, K-1) (None: zeros).
         -> output (B, C, d), its valid lengths (B,), keys/values (L, B, H, Tc+C, 2 d_k) (cache then chunk),
         conv caches (L, B, d, K-1). Every cached and current key of a stream is visible to its chunk.
         """
         mask = (torch.arange(xs.size(1), device=xs.device).unsqueeze(0) < lens.unsqueeze(1)).unsqueeze(1)
         xs, mask = self.embed_input(xs, mask, offsets)
-        cache_t = att_cache.size(3) if att_cache.dim() == 5 else 0
+        cache_t = att_cache.size(3) if att_cache is not None else 0
         keys = torch.arange(cache_t + xs.size(1), device=xs.device).unsqueeze(0)
         visible = (keys >= cache_t - cache_lens.unsqueeze(1)) & torch.cat([torch.ones_like(keys[:, :cache_t], dtype=torch.bool).expand(
             xs.size(0), -1), mask.squeeze(1)], dim=1)
@@ -385,8 +385,7 @@ class U2Encoder(nn.Module):
         new_att, new_cnn = [], []
         for i, layer in enumerate(self.encoders):
             xs, att, cnn = layer(xs, visible.unsqueeze(1), pos_emb, mask,
-                                 att_cache[i] if cache_t > 0 else xs.new_zeros(0, 0, 0, 0),
-                                 cnn_cache[i] if cnn_cache.size(0) > 0 else xs.new_zeros(0, 0, 0))
+                                 att_cache[i] if att_cache is not None else None, cnn_cache[i] if cnn_cache is not None else None)
             new_att.append(att)
             new_cnn.append(cnn)
         if self.after_norm is not None:
@@ -399,10 +398,11 @@ class U2Encoder(nn.Module):
         """WeNet's ``forward_chunk`` (one stream): raw fbank (1, T, D) -> (1, C, d), att_cache (L, H, Tc', 2 d_k),
         cnn_cache (L, 1, d, K-1). ``required_cache_size`` < 0 keeps every key, 0 none, N > 0 the last N."""
         device = xs.device
-        att = att_cache.unsqueeze(1) if att_cache.size(0) > 0 else att_cache
+        att = att_cache.unsqueeze(1) if att_cache.size(0) > 0 else None
         out, _, new_att, new_cnn = self.forward_chunks(
             xs, torch.tensor([xs.size(1)], device=device), torch.tensor([offset], device=device), att,
-            torch.tensor([att_cache.size(2) if att_cache.size(0) > 0 else 0], device=device), cnn_cache,
+            torch.tensor([att_cache.size(2) if att_cache.size(0) > 0 else 0], device=device),
+            cnn_cache if cnn_cache.size(0) > 0 else None,
         )
         keys = new_att.size(3)
         start = 0 if required_cache_size < 0 else keys if required_cache_size == 0 else max(keys - required_cache_size, 0)

@@ -1,7 +1,6 @@
 """The U2 family on PyTorch: an ``ASRNet`` (funasr.engines) around U2Model, searches from funasr.search."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -9,44 +8,17 @@ import torch
 from torch import nn
 
 from funasr import search
-from funasr.engines import Recognition
 from funasr.engines.torch import TorchEngine
+from funasr.models.u2.decoding import ChunkCache, U2Net
 from funasr.options import SearchOptions
 
 
-@dataclass
-class ChunkCache:
-    """One stream's network memory: encoder frames emitted, attention and convolution caches, all output so far."""
-
-    offset: int  # encoder frames emitted
-    att: torch.Tensor  # (L, H, Tc, 2 d_k) keys/values kept for the next chunk
-    cnn: torch.Tensor  # (L, d, K-1) the conv modules' last inputs (empty: none yet)
-    enc: torch.Tensor  # (T', d) every encoder frame so far (for the final rescoring)
-    ctc: np.ndarray  # (T', V) their CTC log-probabilities
-
-
-class U2Engine(TorchEngine):
+class U2Engine(TorchEngine, U2Net):
     """Encoder (full or chunked), CTC, decoder of the module; the search named by the options; numpy in and out."""
 
-    always_timestamps = False
-    timestamps_on_request = True
-    takes_hotwords = False
-    always_bias = False
-
     def __init__(self, module: nn.Module, cfg: dict[str, Any], device: Optional[str] = None, dtype: Optional[str] = None) -> None:
-        super().__init__(module, cfg, device, dtype)
-        embed = module.encoder.embed
-        self.rate, self.right_context = embed.rate, embed.right_context
-        self.frame_ms = self.rate * 10  # encoder frame shift (10 ms fbank frames)
-        self.blank_id = module.blank_id
-        self.streamable = module.encoder.streamable
-
-    def recognize(self, feats: np.ndarray, lens: np.ndarray, bias: Any = None, timestamps: bool = False,
-                  search: SearchOptions = SearchOptions(), **_: Any) -> Recognition:
-        """Features (B, T, 80) and lengths (B,) -> tokens and (CTC-peak) token times of the chosen search."""
-        hyps = self.search(feats, lens, search)
-        stamps = [search_stamps(h.times, self.frame_ms) for h in hyps] if timestamps else None
-        return Recognition([h.tokens for h in hyps], token_stamps=stamps)
+        TorchEngine.__init__(self, module, cfg, device, dtype)
+        U2Net.__init__(self, cfg)
 
     @torch.inference_mode()
     def search(self, feats: np.ndarray, lens: np.ndarray, opts: SearchOptions) -> list[search.Hypothesis]:
@@ -64,6 +36,7 @@ class U2Engine(TorchEngine):
             out[i] = self.search_one(enc[j : j + 1, :n], ctc[j, :n], opts)
         return out
 
+    @torch.inference_mode()
     def search_one(self, enc: torch.Tensor, ctc: np.ndarray, opts: SearchOptions) -> search.Hypothesis:
         """The search of ``opts`` over one utterance's encoder output (1, T', d) and CTC log-probs (T', V)."""
         model = self.module
@@ -90,17 +63,17 @@ class U2Engine(TorchEngine):
         cache_lens = torch.tensor([c.att.size(2) if c else 0 for c in caches], device=device)
         tc = int(cache_lens.max())
         layers = len(model.encoder.encoders)
-        att = xs.new_zeros(0, 0, 0, 0)
-        cnn = xs.new_zeros(0, 0, 0, 0)
+        att: Optional[torch.Tensor] = None
+        cnn: Optional[torch.Tensor] = None
         first = next((c for c in caches if c), None)
         if first is not None and tc > 0:
             att = xs.new_zeros(layers, len(windows), *first.att.shape[1:2], tc, first.att.size(3))
         if first is not None and first.cnn.numel():
             cnn = xs.new_zeros(layers, len(windows), *first.cnn.shape[1:])
         for i, c in enumerate(caches):
-            if c and c.att.size(2):
+            if c and c.att.size(2) and att is not None:
                 att[:, i, :, tc - c.att.size(2) :] = c.att
-            if c and c.cnn.numel():
+            if c and c.cnn.numel() and cnn is not None:
                 cnn[:, i] = c.cnn
         offsets = torch.tensor([c.offset if c else 0 for c in caches], device=device)
         out, out_lens, new_att, new_cnn = model.encoder.forward_chunks(xs, lens, offsets, att, cache_lens, cnn)
@@ -116,13 +89,3 @@ class U2Engine(TorchEngine):
                 ctc[i, :n] if c is None else np.concatenate([c.ctc, ctc[i, :n]]),
             ))
         return result
-
-    @torch.inference_mode()
-    def finish(self, cache: ChunkCache, opts: SearchOptions) -> search.Hypothesis:
-        """The final result of a stream: the search of ``opts`` over everything it encoded."""
-        return self.search_one(cache.enc.unsqueeze(0), cache.ctc, opts)
-
-
-def search_stamps(times: Optional[list[int]], frame_ms: int) -> list[list[int]]:
-    """Token [start_ms, end_ms] pairs from CTC peak frames (none: no stamps)."""
-    return search.word_pieces(times or [], frame_ms)

@@ -31,9 +31,9 @@ class CTC(nn.Module):
         return torch.log_softmax(self.ctc_lo(x), dim=-1)
 
 
-@registry.register("asr_model")
+@registry.register()
 class U2Model(nn.Module):
-    """Encoder + CTC + (bi)transformer decoder, as WeNet's ``ASRModel``."""
+    """Encoder + CTC + (bi)transformer decoder, as WeNet's ``ASRModel`` (``model: asr_model`` of its train.yaml)."""
 
     def __init__(self, encoder: U2Encoder, decoder: nn.Module, vocab_size: int, sos: int, eos: int, blank_id: int = 0) -> None:
         super().__init__()

@@ -38,7 +38,9 @@ class Family:
     MatMul node names that int8 export keeps float. ``always_bias`` (ASR): the network
     biases with the hotword sentinel alone when given no hotwords. ``criterion`` (families that
     train): the loss module, ``Criterion(model, cfg)`` with ``forward(batch) -> (loss, stats,
-    weight)``, imported by training only. ``config_file`` / ``read_config``: a family whose
+    weight)``, imported by training only; ``dataset`` (families that train on something else than
+    audio lists): ``"module:func"``, ``func(cfg, data_list, frontend, tokenizer, is_training)`` returning
+    the training dataset (default: funasr.data's ``AudioDataset``). ``config_file`` / ``read_config``: a family whose
     folders have no ``config.yaml`` names the file that marks them and ``"module:func"`` reading
     such a folder into a resolved config (``func(model_dir)``).
     """
@@ -52,6 +54,7 @@ class Family:
     quantize_exclude: tuple[str, ...] = ()
     always_bias: bool = False
     criterion: Optional[str] = None
+    dataset: Optional[str] = None
     config_file: Optional[str] = None
     read_config: Optional[str] = None
 

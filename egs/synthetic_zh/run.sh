@@ -8,6 +8,8 @@
 #   stage 5  average the best checkpoints
 #   stage 6  decode the test sets with `funasr`
 #   stage 7  CER per test set (funasr-cer)
+#   stage 8  train the CT-Transformer punctuation model on the punctuated text (funasr-train)
+#   stage 9  punctuation F1 on the held-out text (local/punc_f1.py)
 #
 #   egs/synthetic_zh/run.sh                                   # everything, data under /work/data/synthetic_zh
 #   corpus=/big/disk/synth stage=1 stop_stage=1 egs/synthetic_zh/run.sh     # only (resume) the synthesis
@@ -24,7 +26,7 @@ corpus=${corpus:-/work/data/synthetic_zh}               # text/, models/, wav/
 work=${work:-$corpus}                                  # data/ and exp/ go here
 config=${config:-paraformer_small.yaml}
 stage=${stage:-0}
-stop_stage=${stop_stage:-7}
+stop_stage=${stop_stage:-9}
 seed=${seed:-0}
 nproc=${nproc:-1}
 device=${device:-cpu}
@@ -32,6 +34,8 @@ avg_num=${avg_num:-5}
 subsets=${subsets:-"test test_noisy test_espeak dev train"}
 test_sets=${test_sets:-"test test_noisy test_espeak"}
 exp=${exp:-$work/exp/paraformer_small}
+punc_config=${punc_config:-ct_punc_small.yaml}
+punc_exp=${punc_exp:-$work/exp/ct_punc_small}
 data=$work/data
 python=${python:-python3}
 
@@ -100,4 +104,21 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     out=$exp/decode_${set}_avg$avg_num
     $python -m funasr.bin.cer "$data/$set/text" "$out/1best_recog/text" | tee "$out/text.cer"
   done
+fi
+
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  echo "stage 8: punctuation model (log: $punc_exp/log.txt)"
+  mkdir -p "$punc_exp" "$data/punc"
+  # the held-out text: its first 300 lines validate (choose checkpoints), the rest is the F1 test
+  head -n 300 "$corpus/text/punc/heldout.txt" > "$data/punc/dev.txt"
+  tail -n +301 "$corpus/text/punc/heldout.txt" > "$data/punc/test.txt"
+  $python -m funasr.bin.train --config-path "$here/conf" --config-name "$punc_config" \
+    ++train_data_set_list="$corpus/text/punc/train.txt" ++valid_data_set_list="$data/punc/dev.txt" \
+    ++tokenizer_conf.token_list="$token_list" ++device="$device" ++output_dir="$punc_exp" 2>&1 | tee -a "$punc_exp/log.txt"
+fi
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  echo "stage 9: punctuation F1"
+  $python "$here/local/punc_f1.py" "$punc_exp" "$data/punc/test.txt" --init-param "$punc_exp/model.pt.avg3" \
+    --out "$punc_exp/f1.json" | tee "$punc_exp/f1.txt"
 fi

@@ -259,9 +259,10 @@ def check_config(cfg: dict[str, Any]) -> None:
     check_optim(cfg["optim"], cfg["optim_conf"], cfg["scheduler"], cfg["scheduler_conf"])
     if cfg["model"] not in _model_classes():
         registry.family_of(cfg["model"])  # raises ConfigError naming the known models
-    for key in ("frontend", "tokenizer"):
+    needs = ("tokenizer",) if registry.family_of(cfg["model"]).dataset else ("frontend", "tokenizer")  # text models: no frontend
+    for key in needs:
         if not cfg.get(key):
-            raise ConfigError(f"the config of model {cfg['model']!r} names no {key}; training needs both frontend and tokenizer")
+            raise ConfigError(f"the config of model {cfg['model']!r} names no {key}; training needs {' and '.join(needs)}")
     token_list = (cfg.get("tokenizer_conf") or {}).get("token_list")
     if not token_list:
         raise ConfigError("the config has no token list: pass ++tokenizer_conf.token_list=tokens.json (or tokens.txt)")

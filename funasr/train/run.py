@@ -68,7 +68,10 @@ def build_trainer(cfg: dict[str, Any], world: distributed.World, device: torch.d
     data_conf = cfg["dataset_conf"]
     loaders = []
     for key, training in (("train_data_set_list", True), ("valid_data_set_list", False)):
-        dataset = AudioDataset.from_conf(cfg[key], frontend, tokenizer, data_conf, is_training=training)
+        if family.dataset:
+            dataset = registry.resolve(family.dataset)(cfg, cfg[key], frontend, tokenizer, training)
+        else:
+            dataset = AudioDataset.from_conf(cfg[key], frontend, tokenizer, data_conf, is_training=training)
         loaders.append(DataLoader.from_conf(dataset, data_conf, training, cfg["seed"], world.rank, world.size))
     if world.main:
         write_model_folder(cfg, output_dir)

@@ -62,6 +62,7 @@ class Trainer:
         self.train_loader, self.valid_loader = train_loader, valid_loader
         self.conf, self.output_dir, self.world, self.device = train_conf, output_dir, world, device
         self.seconds_per_frame = seconds_per_frame
+        self.rate = "audio_s_per_s"  # the throughput's unit: "tokens_per_s" for text-only training
         self.net = criterion
         if world.size > 1:
             ids = [device.index] if device.type == "cuda" else None
@@ -196,7 +197,7 @@ class Trainer:
             window["loss"] += float(loss.detach()) * float(weight) / float(total) * self.world.size
             window["acc"] += float(stats.get("acc", float("nan")))
             window["batches"] += 1
-            window["seconds"] += float(batch["speech_lengths"].sum()) * self.seconds_per_frame
+            window["seconds"] += self._amount(batch)
             if update:
                 self._step()
             if bar is not None:
@@ -212,6 +213,13 @@ class Trainer:
             self._step()
         if bar is not None:
             bar.close()
+
+    def _amount(self, batch: dict[str, Any]) -> float:
+        """The audio seconds of ``batch``, or its tokens when it has no audio (``rate`` follows)."""
+        if "speech_lengths" in batch:
+            return float(batch["speech_lengths"].sum()) * self.seconds_per_frame
+        self.rate = "tokens_per_s"
+        return float(batch["text_lengths"].sum())
 
     def _average_gradients(self) -> None:
         """Average the gradients over the processes by hand (what DDP does on a synchronised backward)."""
@@ -255,19 +263,20 @@ class Trainer:
         elapsed = time.perf_counter() - window["start"]
         record = {
             "epoch": epoch, "step": self.progress.step, "loss": loss / batches, "acc": acc / batches,
-            "lr": self.optimizer.param_groups[0]["lr"], "audio_s_per_s": seconds / max(elapsed, 1e-9),
+            "lr": self.optimizer.param_groups[0]["lr"], self.rate: seconds / max(elapsed, 1e-9),
         }
         window.update(loss=0.0, acc=0.0, batches=0, seconds=0.0, start=time.perf_counter())
         if not self.world.main:
             return
         self.progress.history.append(record)
+        unit = "audio s/s" if self.rate == "audio_s_per_s" else "tokens/s"
         if bar is not None:
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}", lr=f"{record['lr']:.2e}",
-                            audio=f"{record['audio_s_per_s']:.1f}s/s")
-        log.info("epoch %d step %d: loss %.4f acc %.4f lr %.3e %.1f audio s/s", epoch, record["step"], record["loss"],
-                 record["acc"], record["lr"], record["audio_s_per_s"])
+                            speed=f"{record[self.rate]:.1f} {unit}")
+        log.info("epoch %d step %d: loss %.4f acc %.4f lr %.3e %.1f %s", epoch, record["step"], record["loss"],
+                 record["acc"], record["lr"], record[self.rate], unit)
         if self.writer is not None:
-            for k in ("loss", "acc", "lr", "audio_s_per_s"):
+            for k in ("loss", "acc", "lr", self.rate):
                 self.writer.add_scalar(f"train/{k}", record[k], record["step"])
 
     @torch.no_grad()

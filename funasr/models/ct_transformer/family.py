@@ -11,4 +11,6 @@ FAMILY = Family(
     torch_engine="funasr.models.ct_transformer.engine:CTTransformerEngine",
     onnx_engine="funasr.models.ct_transformer.onnx:CTTransformerOnnx",
     graphs="funasr.models.ct_transformer.export:graphs",
+    criterion="funasr.models.ct_transformer.loss:CTTransformerCriterion",
+    dataset="funasr.data.punc:punc_dataset",
 )

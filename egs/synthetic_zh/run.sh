@@ -6,8 +6,7 @@
 #   stage 3  CMVN (am.mvn) and character token list (tokens.json, from the whole train sentence list)
 #   stage 4  train (funasr-train through torchrun)
 #   stage 5  average the best checkpoints
-#   stage 6  decode the test sets with `funasr`
-#   stage 7  CER per test set (funasr-cer)
+#   stage 6-7  decode the test sets with `funasr`, CER per test set (funasr-cer)
 #   stage 8  train the CT-Transformer punctuation model on the punctuated text (funasr-train)
 #   stage 9  punctuation F1 on the held-out text (local/punc_f1.py)
 #
@@ -20,6 +19,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+tools=$root/egs/tools
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"   # run from a checkout without installing
 
 corpus=${corpus:-/work/data/synthetic_zh}               # text/, models/, wav/
@@ -38,6 +38,7 @@ punc_config=${punc_config:-ct_punc_small.yaml}
 punc_exp=${punc_exp:-$work/exp/ct_punc_small}
 data=$work/data
 python=${python:-python3}
+export nproc device python
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "stage 0: text"
@@ -73,15 +74,8 @@ fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   echo "stage 4: training (log: $exp/log.txt)"
-  mkdir -p "$exp"
-  $python -m torch.distributed.run --nnodes "${NNODES:-1}" --nproc_per_node "$nproc" \
-    --master_port "${MASTER_PORT:-26671}" -m funasr.bin.train \
-    --config-path "$here/conf" --config-name "$config" \
-    ++train_data_set_list="$data/train/audio_datasets.jsonl" \
-    ++valid_data_set_list="$data/dev/audio_datasets.jsonl" \
-    ++tokenizer_conf.token_list="$token_list" \
-    ++frontend_conf.cmvn_file="$data/train/am.mvn" \
-    ++device="$device" ++output_dir="$exp" "$@" 2>&1 | tee -a "$exp/log.txt"
+  MASTER_PORT=${MASTER_PORT:-26671} "$tools/train.sh" "$here/conf" "$config" "$data/train/audio_datasets.jsonl" \
+    "$data/dev/audio_datasets.jsonl" "$token_list" "$data/train/am.mvn" "$exp" "$@"
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
@@ -89,21 +83,9 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   $python -m funasr.bin.average "$exp" "$avg_num"
 fi
 
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  echo "stage 6: decoding"
-  for set in $test_sets; do
-    out=$exp/decode_${set}_avg$avg_num
-    $python -m funasr "$data/$set/wav.scp" --model "$exp" --init-param "$exp/model.pt.avg$avg_num" \
-      --device "$device" --output-dir "$out" --quiet > /dev/null
-  done
-fi
-
-if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  echo "stage 7: CER"
-  for set in $test_sets; do
-    out=$exp/decode_${set}_avg$avg_num
-    $python -m funasr.bin.cer "$data/$set/text" "$out/1best_recog/text" | tee "$out/text.cer"
-  done
+if [ $stage -le 6 ] && [ $stop_stage -ge 7 ]; then
+  echo "stages 6-7: decoding and CER"
+  "$tools/decode.sh" "$exp" "$avg_num" "$data" $test_sets
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then

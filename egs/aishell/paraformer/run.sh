@@ -16,6 +16,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
+tools=$root/egs/tools
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"   # run from a checkout without installing
 
 raw_data=${raw_data:?set raw_data to the corpus folder}
@@ -26,6 +27,7 @@ stop_stage=${stop_stage:-5}
 nproc=${nproc:-1}                                      # processes (GPUs) on this node
 device=${device:-cpu}
 avg_num=${avg_num:-5}
+export nproc device python
 train_set=${train_set:-train}
 valid_set=${valid_set:-dev}
 test_sets=${test_sets:-test}
@@ -64,15 +66,8 @@ fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo "stage 3: training (log: $exp/log.txt)"
-  mkdir -p "$exp"
-  $python -m torch.distributed.run --nnodes "${NNODES:-1}" --nproc_per_node "$nproc" \
-    --master_port "${MASTER_PORT:-26669}" -m funasr.bin.train \
-    --config-path "$here/conf" --config-name "$config" \
-    ++train_data_set_list="$data/$train_set/audio_datasets.jsonl" \
-    ++valid_data_set_list="$data/$valid_set/audio_datasets.jsonl" \
-    ++tokenizer_conf.token_list="$token_list" \
-    ++frontend_conf.cmvn_file="$data/$train_set/am.mvn" \
-    ++device="$device" ++output_dir="$exp" "$@" 2>&1 | tee "$exp/log.txt"
+  MASTER_PORT=${MASTER_PORT:-26669} "$tools/train.sh" "$here/conf" "$config" "$data/$train_set/audio_datasets.jsonl" \
+    "$data/$valid_set/audio_datasets.jsonl" "$token_list" "$data/$train_set/am.mvn" "$exp" "$@"
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
@@ -82,10 +77,5 @@ fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   echo "stage 5: decoding and scoring"
-  for set in $test_sets; do
-    out=$exp/decode_${set}_avg$avg_num
-    $python -m funasr "$data/$set/wav.scp" --model "$exp" --init-param "$exp/model.pt.avg$avg_num" \
-      --device "$device" --output-dir "$out" --quiet > /dev/null
-    $python -m funasr.bin.cer "$data/$set/text" "$out/1best_recog/text" | tee "$out/text.cer"
-  done
+  "$tools/decode.sh" "$exp" "$avg_num" "$data" $test_sets
 fi

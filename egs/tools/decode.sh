@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The decoding and scoring stage the recipes share: `funasr` with EXP's averaged checkpoint on each set's
+# wav.scp, then funasr-cer against its text; results in EXP/decode_<set>_avg<N>/ (1best_recog/text, text.cer).
+#   egs/tools/decode.sh EXP AVG_NUM DATA_DIR SET [SET ...]
+# Environment: device (default cpu), python.
+set -euo pipefail
+[ $# -ge 4 ] || { echo "usage: $0 EXP AVG_NUM DATA_DIR SET [SET ...]" >&2; exit 2; }
+exp=$1 avg_num=$2 data=$3
+shift 3
+python=${python:-python3}
+for set in "$@"; do
+  out=$exp/decode_${set}_avg$avg_num
+  $python -m funasr "$data/$set/wav.scp" --model "$exp" --init-param "$exp/model.pt.avg$avg_num" \
+    --device "${device:-cpu}" --output-dir "$out" --quiet > /dev/null
+  $python -m funasr.bin.cer "$data/$set/text" "$out/1best_recog/text" | tee "$out/text.cer"
+done

@@ -9,6 +9,9 @@
 #   stage 6-7  decode the test sets with `funasr`, CER per test set (funasr-cer)
 #   stage 8  train the CT-Transformer punctuation model on the punctuated text (funasr-train)
 #   stage 9  punctuation F1 on the held-out text (local/punc_f1.py)
+#   stage 10 release folders with model cards (local/release.py) -> $work/release/{paraformer-zh-small,ct-punc-zh-small}
+#
+# realspeech=/path/to/folder (wav.scp with paths relative to it, text) adds real recordings as one more test set.
 #
 #   egs/synthetic_zh/run.sh                                   # everything, data under /work/data/synthetic_zh
 #   corpus=/big/disk/synth stage=1 stop_stage=1 egs/synthetic_zh/run.sh     # only (resume) the synthesis
@@ -26,13 +29,14 @@ corpus=${corpus:-/work/data/synthetic_zh}               # text/, models/, wav/
 work=${work:-$corpus}                                  # data/ and exp/ go here
 config=${config:-paraformer_small.yaml}
 stage=${stage:-0}
-stop_stage=${stop_stage:-9}
+stop_stage=${stop_stage:-10}
 seed=${seed:-0}
 nproc=${nproc:-1}
 device=${device:-cpu}
 avg_num=${avg_num:-5}
 subsets=${subsets:-"test test_noisy test_espeak dev train"}
-test_sets=${test_sets:-"test test_noisy test_espeak"}
+realspeech=${realspeech:-}
+test_sets=${test_sets:-"test test_noisy test_espeak${realspeech:+ realspeech}"}
 exp=${exp:-$work/exp/paraformer_small}
 punc_config=${punc_config:-ct_punc_small.yaml}
 punc_exp=${punc_exp:-$work/exp/ct_punc_small}
@@ -60,6 +64,11 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
     $python -m funasr.bin.scp2jsonl ++scp_file_list="['$data/$set/wav.scp', '$data/$set/text']" \
       ++data_type_list='["source", "target"]' ++jsonl_file_out="$data/$set/audio_datasets.jsonl"
   done
+  if [ -n "$realspeech" ]; then
+    mkdir -p "$data/realspeech"
+    awk -v dir="$(cd "$realspeech" && pwd)" '{print $1" "dir"/"$2}' "$realspeech/wav.scp" > "$data/realspeech/wav.scp"
+    cp "$realspeech/text" "$data/realspeech/text"
+  fi
 fi
 
 token_list=$data/zh_token_list/char/tokens.json
@@ -103,4 +112,10 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   echo "stage 9: punctuation F1"
   $python "$here/local/punc_f1.py" "$punc_exp" "$data/punc/test.txt" --init-param "$punc_exp/model.pt.avg3" \
     --out "$punc_exp/f1.json" | tee "$punc_exp/f1.txt"
+fi
+
+if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
+  echo "stage 10: release folders"
+  $python "$here/local/release.py" --exp "$exp" --punc-exp "$punc_exp" --data "$data" --out "$work/release" \
+    --avg-num "$avg_num" ${wall_time:+--wall-time "$wall_time"}
 fi

@@ -208,38 +208,74 @@ def test_export_writes_the_online_graphs_with_funasr_names(onnx_model, export_ro
     import onnx
 
     out = export_root / f"{MODEL}-onnx"
-    for name in ("model", "decoder", "model_quant", "decoder_quant"):
-        assert (out / f"{name}.onnx").is_file(), name
+    for name in ("model", "decoder", "model_look_back", "decoder_look_back"):
+        assert (out / f"{name}.onnx").is_file() and (out / f"{name}_quant.onnx").is_file(), name
     enc = onnx.load(str(out / "model.onnx")).graph
     dec = onnx.load(str(out / "decoder.onnx")).graph
     assert [i.name for i in enc.input] == ["speech", "speech_lengths"]
     assert [o.name for o in enc.output] == ["enc", "enc_len", "alphas"]
-    assert [i.name for i in dec.input] == ["enc", "enc_len", "acoustic_embeds", "acoustic_embeds_len",
-                                          "in_cache_0", "in_cache_1", "in_cache_2"]
+    caches = ["in_cache_0", "in_cache_1", "in_cache_2"]
+    assert [i.name for i in dec.input] == ["enc", "enc_len", "acoustic_embeds", "acoustic_embeds_len", *caches]
     assert [o.name for o in dec.output] == ["logits", "sample_ids", "out_cache_0", "out_cache_1", "out_cache_2"]
+    enc_lb = onnx.load(str(out / "model_look_back.onnx")).graph
+    dec_lb = onnx.load(str(out / "decoder_look_back.onnx")).graph
+    assert [i.name for i in enc_lb.input] == ["speech", "speech_lengths", "look_back_keys", "look_back_values", "look_back_len"]
+    assert [o.name for o in enc_lb.output] == ["enc", "enc_len", "alphas", "keys", "values"]
+    assert [i.name for i in dec_lb.input] == ["enc", "enc_len", "acoustic_embeds", "acoustic_embeds_len",
+                                             "look_back_enc", "look_back_enc_len", *caches]
 
 
-def test_onnx_streams_match_reference_without_look_back(onnx_model):
-    # FunASR's online graphs carry no attention look-back: the c10_lb0_0 cases, decoded together through decode_streams.
-    chosen = [c for c in cases() if "/c10_lb0_0/" in c["id"]]
-    for case, got in zip(chosen, replay_together(onnx_model.task, chosen)):
+def test_onnx_streams_match_every_reference_case(onnx_model):
+    # The look-back graphs carry each stream's attention look-back: every one-utterance case, decoded together.
+    single = [c for c in cases() if len(c["utterances"]) == 1]
+    for case, got in zip(single, replay_together(onnx_model.task, single)):
         assert texts(got) == texts([c["text"] for c in case["utterances"][0]["calls"]]), case["id"]
 
 
-def test_onnx_generate_adapter_and_int8(onnx_model, export_root):
+def test_onnx_generate_adapter_reuses_the_cache(onnx_model):
+    # The reference's cache-reuse cases (two utterances, the second with other look-backs) through funasr_onnx's generate.
+    for cid in ("reuse_cache/example+sample/c10_lb4_1", "reuse_cache/example+sample/c10_lb4_1_then_c10_lb0_0"):
+        case = next(c for c in cases() if c["id"].endswith(cid))
+        cache: dict = {}
+        for utt in case["utterances"]:
+            wav, pos, got = audio(utt), 0, []
+            for call in utt["calls"]:
+                res = onnx_model.generate(input=wav[pos : pos + call["samples"]], cache=cache, is_final=call["is_final"],
+                                          **utt["generate"])
+                pos += call["samples"]
+                got.append(res[0]["text"])
+            assert texts(got) == texts([c["text"] for c in utt["calls"]]), cid
+
+
+def test_funasr_online_pair_alone_decodes_without_look_back(export_root, tmp_path, caplog):
+    # A folder with FunASR's two online graphs only (as FunASR exports it): look-back 0, with a warning when more is asked.
+    import shutil
+
     import funasr_onnx
 
-    case = next(c for c in cases() if c["id"].endswith("example/c10_lb0_0/exact"))
-    utt = case["utterances"][0]
-    wav, pos, got = audio(utt), 0, []
-    cache: dict = {}
-    for call in utt["calls"]:
-        res = onnx_model.generate(input=wav[pos : pos + call["samples"]], cache=cache, is_final=call["is_final"], **utt["generate"])
-        pos += call["samples"]
-        got.append(res[0]["text"])
-    assert texts(got) == texts([c["text"] for c in utt["calls"]])
+    src = export_root / f"{MODEL}-onnx"
+    for f in src.iterdir():
+        if "look_back" not in f.name:
+            shutil.copy(f, tmp_path / f.name)
+    pair = funasr_onnx.AutoModel(model=str(tmp_path), disable_pbar=True)
+    lb0 = [c for c in cases() if "/c10_lb0_0/" in c["id"]]
+    for case, got in zip(lb0, replay_together(pair.task, lb0)):
+        assert texts(got) == texts([c["text"] for c in case["utterances"][0]["calls"]]), case["id"]
+    with caplog.at_level("WARNING"):
+        stream = pair.task.create_stream([0, 10, 5], 4, 1)
+        stream.accept_waveform(read_wave("example.wav"))
+        stream.input_finished()
+        pair.task.decode_streams([stream])
+    assert "look-back 0" in caplog.text
+
+
+def test_onnx_int8_streams_run(export_root):
+    import funasr_onnx
+
+    utt = next(c for c in cases() if c["id"].endswith("example/c10_lb4_1/exact"))["utterances"][0]
     int8 = funasr_onnx.AutoModel(model=str(export_root / f"{MODEL}-onnx"), quantize=True, disable_pbar=True)
-    assert isinstance(int8.generate(input=wav, chunk_size=[0, 10, 5])[0]["text"], str)
+    assert int8.task.net.look_back
+    assert isinstance(int8.generate(input=audio(utt), chunk_size=[0, 10, 5], encoder_chunk_look_back=4)[0]["text"], str)
 
 
 def test_onnx_streaming_runs_without_torch(onnx_model, export_root):

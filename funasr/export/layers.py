@@ -56,8 +56,15 @@ class SelfAttentionExport(nn.Module):
         self.fsmn_block = attn.fsmn_block
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return self.forward_chunk(x, mask, bias, None)[0]
+
+    def forward_chunk(
+        self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor, past: Optional[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``forward`` whose keys/values are ``past`` (B, L, D) then the chunk's (``bias`` covers both); also the chunk's (k, v)."""
         q, k, v = self.linear_q_k_v(x).chunk(3, dim=-1)
-        return self.linear_out(attention(q, k, v, self.h, bias)) + fsmn_memory(self.fsmn_block, v, mask)
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], dim=1), torch.cat([past[1], v], dim=1))
+        return self.linear_out(attention(q, keys, values, self.h, bias)) + fsmn_memory(self.fsmn_block, v, mask), (k, v)
 
 
 class EncoderLayerExport(nn.Module):
@@ -72,9 +79,15 @@ class EncoderLayerExport(nn.Module):
         self.residual = layer.residual
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        y = self.self_attn(self.norm1(x), mask, bias)
+        return self.forward_chunk(x, mask, bias, None)[0]
+
+    def forward_chunk(
+        self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor, past: Optional[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The layer with attention also over ``past`` keys/values; also the attention's (k, v) of the chunk."""
+        y, kv = self.self_attn.forward_chunk(self.norm1(x), mask, bias, past)
         x = x + y if self.residual else y
-        return x + self.feed_forward(self.norm2(x))
+        return x + self.feed_forward(self.norm2(x)), kv
 
 
 class EncoderExport(nn.Module):

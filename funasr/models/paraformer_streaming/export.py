@@ -1,4 +1,4 @@
-"""Export graphs of the streaming Paraformer, with the names FunASR's online runtimes read.
+"""Export graphs of the streaming Paraformer: FunASR's online pair, and the same pair with attention look-back.
 
 ``model`` (the encoder): ``speech`` f32 (B, T, 560) windows already scaled by √d and
 position-encoded (the runtime knows the absolute positions and keeps the overlap frames),
@@ -9,7 +9,13 @@ position-encoded (the runtime knows the absolute positions and keeps the overlap
 i32 (B,) and per layer ``in_cache_i`` f32 (B, D, kernel-1), the FSMN inputs before the chunk ->
 ``logits`` f32 (B, N, vocab) log-probabilities, ``sample_ids`` i64 (B, N) and ``out_cache_i``,
 each item's last kernel-1 FSMN inputs (for one item, the last columns, as FunASR's graph gives).
-Attention look-back is not part of this contract (FunASR's runtimes decode without it).
+
+FunASR's runtimes read these two and decode without attention look-back. ``model_look_back``
+adds ``look_back_keys`` / ``look_back_values`` f32 (B, layers, L, D) with ``look_back_len`` i32
+(B,) (each item's earlier keys/values, right-padded) and outputs the window's ``keys`` / ``values``
+(B, layers, T, D); ``decoder_look_back`` adds ``look_back_enc`` f32 (B, L, D) with
+``look_back_enc_len`` i32 (B,), earlier encoder output the cross-attention also attends to. The
+runtime keeps what each stream's look-back asks for, so a chunk costs the same at any position.
 """
 from __future__ import annotations
 
@@ -19,13 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from funasr.export.graph import ExportGraph
+from funasr.export.graph import DEFAULT_AXIS_RANGES, ExportGraph
 from funasr.export.layers import EncoderExport, decoder_layers, key_bias, token_mask
 from funasr.models.paraformer_streaming.family import (
-    ALPHAS, DECODER_GRAPH, EMBEDS, EMBEDS_LEN, ENC, ENC_LEN, ENCODER_GRAPH, IN_CACHE, LOGITS, OUT_CACHE, SAMPLE_IDS,
-    SPEECH, SPEECH_LENGTHS,
+    ALPHAS, DECODER_GRAPH, DECODER_LOOK_BACK_GRAPH, EMBEDS, EMBEDS_LEN, ENC, ENC_LEN, ENCODER_GRAPH, ENCODER_LOOK_BACK_GRAPH,
+    IN_CACHE, KEYS, LOGITS, OUT_CACHE, PAST_ENC, PAST_ENC_LEN, PAST_KEYS, PAST_LEN, PAST_VALUES, SAMPLE_IDS, SPEECH,
+    SPEECH_LENGTHS, VALUES,
 )
 from funasr.models.sanm import length_mask
+
+LOOK_BACK_AXIS = "look_back_length"  # frames of look-back (TensorRT profile range below)
 
 
 class StreamingEncoderExport(nn.Module):
@@ -39,9 +48,36 @@ class StreamingEncoderExport(nn.Module):
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         lens = speech_lengths.long()
         enc = self.encoder(speech, lens)
+        return enc.float(), speech_lengths, self.alphas(enc, lens)
+
+    def alphas(self, enc: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """CIF weights (B, T) of the encoder output, zero past each length."""
         valid = length_mask(lens, enc.shape[1])
-        alphas = self.predictor.frame_alphas(enc.to(self.predictor.cif_output.weight.dtype), valid.float())
-        return enc.float(), speech_lengths, alphas
+        return self.predictor.frame_alphas(enc.to(self.predictor.cif_output.weight.dtype), valid.float())
+
+
+class LookBackEncoderExport(StreamingEncoderExport):
+    """The encoder whose every layer also attends to the stream's earlier keys/values; returns the window's own."""
+
+    def forward(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, look_back_keys: torch.Tensor, look_back_values: torch.Tensor,
+        look_back_len: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        encoder = self.encoder
+        lens = speech_lengths.long()
+        x = speech.to(encoder.after_norm.weight.dtype)
+        valid = length_mask(lens, x.shape[1])  # (B, T)
+        past_valid = length_mask(look_back_len.long(), look_back_keys.shape[2])  # (B, L)
+        bias = key_bias(torch.cat([past_valid, valid], dim=1), x.dtype)
+        mask = valid[..., None].to(x.dtype)
+        keys, values = [], []
+        for i, layer in enumerate((*encoder.encoders0, *encoder.encoders)):
+            past = (look_back_keys[:, i].to(x.dtype), look_back_values[:, i].to(x.dtype))
+            x, (k, v) = layer.forward_chunk(x, mask, bias, past)
+            keys.append(k)
+            values.append(v)
+        enc = encoder.after_norm(x) * mask
+        return enc.float(), speech_lengths, self.alphas(enc, lens), torch.stack(keys, 1).float(), torch.stack(values, 1).float()
 
 
 class StreamingDecoderExport(nn.Module):
@@ -59,8 +95,15 @@ class StreamingDecoderExport(nn.Module):
         self, enc: torch.Tensor, enc_len: torch.Tensor, acoustic_embeds: torch.Tensor, acoustic_embeds_len: torch.Tensor,
         *in_cache: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        memory = enc.to(self.after_norm.weight.dtype)
-        bias = key_bias(length_mask(enc_len.long(), memory.shape[1]), memory.dtype)
+        return self.run(enc, length_mask(enc_len.long(), enc.shape[1]), acoustic_embeds, acoustic_embeds_len, in_cache)
+
+    def run(
+        self, memory: torch.Tensor, valid: torch.Tensor, acoustic_embeds: torch.Tensor, acoustic_embeds_len: torch.Tensor,
+        in_cache: tuple[torch.Tensor, ...],
+    ) -> tuple[torch.Tensor, ...]:
+        """The decoder over ``memory`` (B, T, D) whose valid frames are ``valid`` (B, T) bool."""
+        memory = memory.to(self.after_norm.weight.dtype)
+        bias = key_bias(valid, memory.dtype)
         x = acoustic_embeds.to(memory.dtype)
         mask = token_mask(acoustic_embeds_len.long(), x)  # (B, N, 1)
         ends = acoustic_embeds_len.long()[:, None] + torch.arange(self.history, device=x.device)[None, :]  # (B, kernel-1)
@@ -78,26 +121,60 @@ class StreamingDecoderExport(nn.Module):
         return (logits, logits.argmax(-1), *out_cache)
 
 
+class LookBackDecoderExport(StreamingDecoderExport):
+    """The decoder whose cross-attention also attends to earlier encoder output (``look_back_enc``, right-padded)."""
+
+    def forward(
+        self, enc: torch.Tensor, enc_len: torch.Tensor, acoustic_embeds: torch.Tensor, acoustic_embeds_len: torch.Tensor,
+        look_back_enc: torch.Tensor, look_back_enc_len: torch.Tensor, *in_cache: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        memory = torch.cat([look_back_enc, enc], dim=1)
+        valid = torch.cat([length_mask(look_back_enc_len.long(), look_back_enc.shape[1]), length_mask(enc_len.long(), enc.shape[1])], 1)
+        return self.run(memory, valid, acoustic_embeds, acoustic_embeds_len, in_cache)
+
+
 def graphs(model: nn.Module, frontend: Any = None) -> list[ExportGraph]:
-    """``model.onnx`` (encoder) and ``decoder.onnx`` of a ParaformerStreaming."""
+    """``model.onnx`` / ``decoder.onnx`` (FunASR's online pair) and ``model_look_back.onnx`` / ``decoder_look_back.onnx``."""
     d = model.encoder.output_size()
     feat_dim = model.encoder.encoders0[0].self_attn.linear_q_k_v.in_features
+    enc_layers = len(model.encoder.encoders0) + len(model.encoder.encoders)
     layers, k = len(model.decoder.decoders), model.history_size
     lens = torch.tensor([6, 30], dtype=torch.int32)
+    past_lens = torch.tensor([0, 8], dtype=torch.int32)
+    speech = torch.randn(2, 30, feat_dim)
+    frames = {0: "batch_size", 1: "feats_length"}
+    ranges = {**DEFAULT_AXIS_RANGES, LOOK_BACK_AXIS: (1, 40, 2000)}
+
+    enc_axes = {SPEECH: frames, SPEECH_LENGTHS: {0: "batch_size"}, ENC: frames, ENC_LEN: {0: "batch_size"}, ALPHAS: frames}
     encoder = ExportGraph(
-        ENCODER_GRAPH, StreamingEncoderExport(model), (torch.randn(2, 30, feat_dim), lens),
-        [SPEECH, SPEECH_LENGTHS], [ENC, ENC_LEN, ALPHAS],
-        {SPEECH: {0: "batch_size", 1: "feats_length"}, SPEECH_LENGTHS: {0: "batch_size"},
-         ENC: {0: "batch_size", 1: "feats_length"}, ENC_LEN: {0: "batch_size"}, ALPHAS: {0: "batch_size", 1: "feats_length"}},
+        ENCODER_GRAPH, StreamingEncoderExport(model), (speech, lens), [SPEECH, SPEECH_LENGTHS], [ENC, ENC_LEN, ALPHAS], enc_axes,
     )
+    past = {0: "batch_size", 2: LOOK_BACK_AXIS}
+    encoder_lb = ExportGraph(
+        ENCODER_LOOK_BACK_GRAPH, LookBackEncoderExport(model),
+        (speech, lens, torch.randn(2, enc_layers, 8, d), torch.randn(2, enc_layers, 8, d), past_lens),
+        [SPEECH, SPEECH_LENGTHS, PAST_KEYS, PAST_VALUES, PAST_LEN], [ENC, ENC_LEN, ALPHAS, KEYS, VALUES],
+        {**enc_axes, PAST_KEYS: past, PAST_VALUES: past, PAST_LEN: {0: "batch_size"},
+         KEYS: {0: "batch_size", 2: "feats_length"}, VALUES: {0: "batch_size", 2: "feats_length"}},
+        ranges,
+    )
+
     caches = tuple(torch.zeros(2, d, k) for _ in range(layers))
     in_names, out_names = [IN_CACHE.format(i) for i in range(layers)], [OUT_CACHE.format(i) for i in range(layers)]
-    axes = {ENC: {0: "batch_size", 1: "feats_length"}, ENC_LEN: {0: "batch_size"}, EMBEDS: {0: "batch_size", 1: "text_length"},
+    axes = {ENC: frames, ENC_LEN: {0: "batch_size"}, EMBEDS: {0: "batch_size", 1: "text_length"},
             EMBEDS_LEN: {0: "batch_size"}, LOGITS: {0: "batch_size", 1: "text_length"}, SAMPLE_IDS: {0: "batch_size", 1: "text_length"}}
     axes.update({name: {0: "batch_size"} for name in in_names + out_names})
+    tokens = (torch.randn(2, 4, d), torch.tensor([2, 4], dtype=torch.int32))
     decoder = ExportGraph(
-        DECODER_GRAPH, StreamingDecoderExport(model),
-        (torch.randn(2, 30, d), lens, torch.randn(2, 4, d), torch.tensor([2, 4], dtype=torch.int32), *caches),
+        DECODER_GRAPH, StreamingDecoderExport(model), (torch.randn(2, 30, d), lens, *tokens, *caches),
         [ENC, ENC_LEN, EMBEDS, EMBEDS_LEN, *in_names], [LOGITS, SAMPLE_IDS, *out_names], axes,
     )
-    return [encoder, decoder]
+    decoder_lb = ExportGraph(
+        DECODER_LOOK_BACK_GRAPH, LookBackDecoderExport(model),
+        (torch.randn(2, 30, d), lens, *tokens, torch.randn(2, 8, d), past_lens, *caches),
+        [ENC, ENC_LEN, EMBEDS, EMBEDS_LEN, PAST_ENC, PAST_ENC_LEN, *in_names], [LOGITS, SAMPLE_IDS, *out_names],
+        {**axes, PAST_ENC: {0: "batch_size", 1: LOOK_BACK_AXIS}, PAST_ENC_LEN: {0: "batch_size"}},
+        ranges,
+    )
+    return [encoder, decoder, encoder_lb, decoder_lb]
+

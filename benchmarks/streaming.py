@@ -12,8 +12,8 @@ process with its thread count:
   the largest N whose p95 round time stays within the chunk's duration is the number of
   real-time streams the machine sustains.
 
-PyTorch decodes with look-back 4 / 1 (the trained values); the ONNX graphs have FunASR's online
-contract, without attention look-back.
+Every engine decodes with look-back 4 / 1 (the model's defaults; on ONNX through the look-back
+graphs ``model_look_back`` / ``decoder_look_back``).
 
     python benchmarks/streaming.py                       # everything (several minutes)
     python benchmarks/streaming.py --quick               # a smoke run of the script (tiny test model)
@@ -60,7 +60,7 @@ def prepare(work: Path, quick: bool) -> Path:
     elif not (model / "model.pt").is_file():
         random_model_dir(released_config(work / "config.yaml"), model, vocab_size=8404)
     onnx_dir = work / "onnx"
-    if not (onnx_dir / "decoder_quant.onnx").is_file():
+    if not (onnx_dir / "decoder_look_back_quant.onnx").is_file():
         from funasr.auto_model import AutoModel
 
         AutoModel(model=str(model), device="cpu", disable_pbar=True).export(type="onnx", quantize=True, output_dir=str(onnx_dir))
@@ -89,7 +89,7 @@ def worker(work: Path, model: Path, engine: str, threads: int, chunk: str, strea
     """``streams`` streams (each at its own offset in the recording) decoded together, chunk by chunk: round times."""
     task = load_task(work, model, engine, threads)
     size = CHUNKS[chunk]
-    lb = (4, 1) if engine == "torch" else (0, 0)
+    lb = (4, 1)
     audio = long_recording(seconds + streams * 2.0)
     stride = size[1] * 960
     group = [task.create_stream(size, *lb) for _ in range(streams)]

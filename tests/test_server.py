@@ -208,6 +208,44 @@ def test_limits_idle_audio_length_connections_message_size_token(models):
         assert replies and replies[0]["is_final"] is True and replies[0]["text"] == ""  # the slot is free again
 
 
+def make_certificate(folder) -> tuple[str, str, str]:
+    """A throw-away CA and a certificate for 127.0.0.1 signed by it (openssl CLI): (ca.pem, cert.pem, key.pem)."""
+    import subprocess
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=funasr test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "req.csr")
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+        "-extfile", "ext.cnf", "-out", "cert.pem")
+    return str(folder / "ca.pem"), str(folder / "cert.pem"), str(folder / "key.pem")
+
+
+def test_tls_wss_and_https_with_own_certificate(models, tmp_path):
+    """Given a certificate and key, the server speaks wss:// and https:// only; a client trusting the CA is served."""
+    import ssl
+
+    ca, cert, key = make_certificate(tmp_path)
+    trust = ssl.create_default_context(cafile=ca)
+    with serving(create_app(models, ServerConfig()), ssl=(cert, key)) as port:
+        address = f"127.0.0.1:{port}"
+        first = {"mode": "offline", "wav_name": "tls"}
+        with connect(f"wss://{address}/", ssl=trust, open_timeout=TIMEOUT, close_timeout=5) as ws:
+            ws.send(json.dumps(first))
+            ws.send(pcm("example.wav"))
+            ws.send(json.dumps({"is_speaking": False}))
+            reply = json.loads(ws.recv(timeout=TIMEOUT))
+        assert reply["wav_name"] == "tls" and reply["is_final"] is True and reply["text"]
+        assert httpx.get(f"https://{address}/health", verify=trust, timeout=TIMEOUT).json()["status"] == "ok"
+        with pytest.raises(ssl.SSLCertVerificationError):  # a client that does not trust the CA
+            connect(f"wss://{address}/", ssl=ssl.create_default_context(), open_timeout=TIMEOUT)
+        with pytest.raises(Exception):  # plain ws:// to the TLS port gets no WebSocket
+            connect(f"ws://{address}/", open_timeout=5)
+
+
 def test_cross_site_browser_origin_refused(models):
     """A page of another site cannot use the WebSocket (unless its origin is configured)."""
     with server(models) as address:

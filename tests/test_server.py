@@ -377,3 +377,38 @@ def test_onnx_engine_offline_mode(export_root):
     with server(Models.load(choice)) as address:
         replies = client(address, {"mode": "offline", "wav_name": "pub_concat"}, pcm("pub_concat.wav"))
     check_pipeline_result(replies[-1])
+
+
+U2_MODEL = MODELS / "u2pp_conformer_tiny"
+
+
+def u2_direct(task, audio, chunk_frames: int, left: int) -> list[str]:
+    """The U2 stream's cumulative texts decoded alone, one decode per whole 600 ms of audio and one after the end."""
+    stream = task.create_stream(decoding_chunk_size=chunk_frames, num_decoding_left_chunks=left)
+    out, whole = [], len(audio) // 9600 * 9600
+    for i in range(0, whole, 9600):
+        stream.accept_waveform(audio[i : i + 9600])
+        out.append(task.decode_stream(stream)["text"])
+    stream.accept_waveform(audio[whole:])
+    stream.input_finished()
+    return out + [task.decode_stream(stream)["text"]]
+
+
+def test_u2_model_streams_online_and_2pass(models):
+    """A WeNet U2++ model as the online model: chunk_size[1] x 60 ms becomes its decoding chunk (15 encoder frames of
+    40 ms), encoder_chunk_look_back its left chunks; its cumulative best prefix goes out as new text per message."""
+    u2 = Models.load(ModelChoice(model=str(MODELS / "bicif_paraformer_tiny"), online_model=str(U2_MODEL),
+                                 vad_model=str(BUNDLED_VAD), punc_model=None))
+    audio = sf.read(AUDIO / "sample.wav", dtype="float32")[0]
+    direct = u2_direct(u2.online, audio, 15, 4)
+    with server(u2) as address:
+        online = client(address, {"mode": "online", "chunk_size": [5, 10, 5], "wav_name": "u2"}, pcm("sample.wav"))
+        twopass = client(address, {"mode": "2pass", "chunk_size": "5,10,5", "wav_name": "u2"}, pcm("example.wav"))
+    grown = [t for j, t in enumerate(direct[:-1]) if t != (direct[j - 1] if j else "")]
+    assert [r["text"] for r in online[:-1]] == [t[len(p):] for p, t in zip(["", *grown], grown)]
+    assert "".join(r["text"] for r in online) == direct[-1] != ""  # this clip's prefix only grows
+    assert online[-1]["is_final"] is True and not any(r["is_final"] for r in online[:-1])
+    partials = [r for r in twopass if r["mode"] == "2pass-online"]
+    finals = [r for r in twopass if r["mode"] == "2pass-offline"]
+    assert partials and all(r["text"] for r in partials) and finals[-1]["is_final"] is True
+    assert {r["index"] for r in partials} <= {r["index"] for r in finals}

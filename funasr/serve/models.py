@@ -77,6 +77,8 @@ class Models:
         if online is not None and not hasattr(online, "create_stream"):
             raise ConfigError(f"online_model={choice.online_model!r} cannot decode streams; pass a streaming model "
                               "(e.g. paraformer-zh-streaming) or none")
+        if getattr(getattr(online, "net", None), "streamable", True) is False:  # a U2 model trained without chunks
+            raise ConfigError(f"online_model={choice.online_model!r} was trained without chunks and cannot decode streams")
         realtime_punc = task(choice.realtime_punc_model)
         if realtime_punc is not None and not hasattr(realtime_punc, "create_stream"):
             raise ConfigError(f"realtime_punc_model={choice.realtime_punc_model!r} keeps no per-connection state; pass a "

@@ -18,6 +18,7 @@ import soxr
 
 from funasr.audio import AudioItem, TextItem
 from funasr.errors import FunASRError
+from funasr.models.u2.task import U2Task
 from funasr.sentences import PUNC_MARKS, sentences_from_punctuation
 from funasr.serve.batcher import StreamBatcher
 from funasr.serve.models import Models
@@ -39,6 +40,16 @@ class Limits:
     max_audio_s: float = 3600.0  # audio one connection may send in all
     idle_timeout_s: float = 30.0  # no message for this long: the connection is closed
     max_pending_results: int = 256  # results waiting for a client that does not read: then it is closed
+
+
+def create_online_stream(task: Any, cfg: SessionConfig) -> Any:
+    """A stream of the online model with the connection's settings. A U2 model decodes chunks of ``chunk_size[1]``
+    × 60 ms in encoder frames and keeps ``encoder_chunk_look_back`` chunks of left context."""
+    if isinstance(task, U2Task):
+        frames = max(1, round(cfg.chunk_size[1] * 60 / task.net.frame_ms))
+        return task.create_stream(decoding_chunk_size=frames, num_decoding_left_chunks=cfg.encoder_chunk_look_back)
+    return task.create_stream(chunk_size=list(cfg.chunk_size), encoder_chunk_look_back=cfg.encoder_chunk_look_back,
+                              decoder_chunk_look_back=cfg.decoder_chunk_look_back)
 
 
 def punc_ids(text: str, units: list[str]) -> Optional[list[int]]:
@@ -80,6 +91,7 @@ class Connection:
         self.segment_start: Optional[int] = None  # ms of the open VAD segment
         self.vad_stream = self.asr_stream = self.punc_stream = None  # punc_stream: the realtime punctuation's cache
         self.online_pending = 0
+        self.online_sent = 0  # characters of a cumulative (U2) stream's text already sent
         self.sentence = 0  # index of the current sentence (2pass)
         self.partials = 0  # partial results sent for it
 
@@ -138,8 +150,7 @@ class Connection:
         self.utterance_samples += len(samples)
         if m.online is not None:
             if self.asr_stream is None:
-                self.asr_stream = m.online.create_stream(chunk_size=list(cfg.chunk_size), encoder_chunk_look_back=cfg.encoder_chunk_look_back,
-                                                         decoder_chunk_look_back=cfg.decoder_chunk_look_back)
+                self.asr_stream = create_online_stream(m.online, cfg)
             self.asr_stream.accept_waveform(samples)
             self.online_pending += len(samples)
             if self.online_pending >= cfg.chunk_size[1] * 960:
@@ -158,7 +169,7 @@ class Connection:
         """Send a streaming result (``2pass-online`` in 2pass, ``online`` in online mode)."""
         cfg = self.config
         assert cfg is not None
-        text = (result or {}).get("text", "") if isinstance(result, dict) else str(result or "")
+        text = self._new_text((result or {}).get("text", "") if isinstance(result, dict) else str(result or ""))
         if cfg.mode == "online":
             if text or final:
                 self.send(reply("online", text, cfg.wav_name, final))
@@ -166,6 +177,15 @@ class Connection:
         if text:
             self.send(reply("2pass-online", text, cfg.wav_name, False, slice_type=int(self.partials > 0), index=self.sentence))
             self.partials += 1
+
+    def _new_text(self, text: str) -> str:
+        """What a streaming result adds: a Paraformer's text is new tokens; a U2 model's is the whole best prefix so
+        far, of which only the characters past those already sent go out (the protocol cannot take text back)."""
+        if not isinstance(self.models.online, U2Task):
+            return text
+        new = text[self.online_sent :]
+        self.online_sent = max(self.online_sent, len(text))
+        return new
 
     def _closed(self, events: list) -> list[tuple[int, int]]:
         """VAD events (``[beg, -1]``, ``[-1, end]``, ``[beg, end]``) -> the segments they close."""
@@ -187,7 +207,7 @@ class Connection:
         audio = self.buffer[lo:hi].copy()
         index = self.sentence
         self.sentence, self.partials = self.sentence + 1, 0
-        self.asr_stream, self.online_pending = None, 0  # the next sentence streams from a fresh state
+        self.asr_stream, self.online_pending, self.online_sent = None, 0, 0  # the next sentence streams from a fresh state
         if self.punc_stream is None and self.models.realtime_punc is not None:
             self.punc_stream = self.models.realtime_punc.create_stream()
         punc_stream = self.punc_stream

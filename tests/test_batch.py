@@ -1,10 +1,10 @@
-"""funasr-batch: worker processes over a folder of files, one JSONL line per file, resumable, crash-safe."""
+"""funasr-batch: Ray Data actor pools or local worker processes over a folder of files, one JSONL line per file, resumable, crash-safe."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,9 +13,9 @@ import pytest
 import soundfile as sf
 
 from conftest import AUDIO, MODELS, auto, exported
-from funasr.batch import LocalPool, read_manifest, transcribe_batch
+from funasr.batch import LocalPool, ray_available, read_manifest, transcribe_batch
 from funasr.bin.batch import main
-from funasr.errors import OptionError
+from funasr.errors import ModelNotFoundError, OptionError
 
 MODEL = str(MODELS / "paraformer_tiny")
 
@@ -40,8 +40,8 @@ def records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-def check_complete(out: Path, files: dict[str, Path]) -> None:
-    """One line per file; the clips as AutoModel.generate transcribes them, errors for the bad ones."""
+def check_complete(out: Path, files: dict[str, Path], uri: bool = False) -> None:
+    """One line per file; the clips as AutoModel.generate transcribes them, errors for the bad ones (``uri``: sources as file://)."""
     got = records(out)
     assert sorted(r["key"] for r in got) == sorted(files)
     model = auto("paraformer_tiny")
@@ -51,7 +51,7 @@ def check_complete(out: Path, files: dict[str, Path]) -> None:
             continue
         assert "error" not in r
         assert r["text"] == model.generate(input=str(files[r["key"]]))[0]["text"]
-        assert r["source"] == str(files[r["key"]])
+        assert r["source"] == (files[r["key"]].as_uri() if uri else str(files[r["key"]]))
         assert r["duration"] == pytest.approx(sf.info(files[r["key"]]).duration, abs=1e-3)
         assert r["processing_time"] >= 0
 
@@ -99,7 +99,13 @@ def test_bad_arguments_fail_before_work(tmp_path):
         transcribe_batch(tmp_path / "in", tmp_path / "out", MODEL, formats="docx")
     with pytest.raises(OptionError, match="Ray backend"):
         transcribe_batch(tmp_path / "in", tmp_path / "out", MODEL, backend="local", gpus_per_worker=1)
-    if importlib.util.find_spec("ray") is None:
+    with pytest.raises(ModelNotFoundError, match="nonexistent"):
+        transcribe_batch(tmp_path / "in", tmp_path / "out", str(tmp_path / "nonexistent"), backend="local")
+    with pytest.raises(OptionError, match="no-such-scheme://"):
+        transcribe_batch("no-such-scheme://x/", tmp_path / "out", MODEL)
+    with pytest.raises(OptionError, match="no such file or folder"):
+        transcribe_batch((tmp_path / "missing").as_uri(), tmp_path / "out", MODEL)
+    if not ray_available():
         with pytest.raises(OptionError, match="pip install 'funasr\\[ray\\]'"):
             transcribe_batch(tmp_path / "in", tmp_path / "out", MODEL, address="auto")
     assert not (tmp_path / "out").exists()
@@ -110,6 +116,51 @@ def test_manifest_is_longest_first(tmp_path):
     jobs = read_manifest(tmp_path)
     assert [j.duration for j in jobs] == sorted((j.duration for j in jobs), reverse=True)
     assert len({j.key for j in jobs}) == 8
+    # the same folder as a URI (listed through pyarrow's file system, as Ray Data lists s3:// or gs://): ordered by size
+    uris = read_manifest(tmp_path.as_uri())
+    assert sorted(j.source for j in uris) == sorted(Path(j.source).as_uri() for j in jobs)
+    assert [j.size for j in uris] == sorted((j.size for j in uris), reverse=True) and all(j.duration == 0 for j in uris)
+
+
+def test_without_ray_the_local_pool_reads_uris(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed: the default backend is the local pool
+    assert not ray_available()
+    files = make_folder(tmp_path / "in", 3)
+    summary = transcribe_batch((tmp_path / "in").as_uri(), tmp_path / "out", MODEL, progress=False)
+    assert (summary.transcribed, summary.failed) == (3, 2)
+    check_complete(tmp_path / "out", files, uri=True)
+
+
+def ray_workers() -> list[int]:
+    """Process ids of the Ray Data actors transcribing (their process title names the callable class)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            title = (proc / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if title.startswith(b"ray::MapWorker(MapBatches(Transcriber))") and not title.endswith(b"__init__"):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance with 2 CPUs, shut down after the module."""
+    if not ray_available():
+        pytest.skip("Ray is not installed (pip install 'funasr[ray]')")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_data_actor_pool_over_uris(tmp_path, local_ray):
+    files = make_folder(tmp_path / "in", 4)
+    summary = transcribe_batch((tmp_path / "in").as_uri(), tmp_path / "out", MODEL, workers=2, backend="ray", progress=False)
+    assert (summary.transcribed, summary.failed) == (4, 2)
+    check_complete(tmp_path / "out", files, uri=True)
 
 
 @pytest.mark.slow
@@ -134,30 +185,52 @@ def test_fifty_files_with_a_worker_killed_mid_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_actors_with_one_killed_then_resumed(tmp_path):
-    ray = pytest.importorskip("ray")
-    files = make_folder(tmp_path / "in", 10)
-    out = tmp_path / "out"
-    killed: list[int] = []
+def test_local_pool_records_a_file_that_killed_two_workers(tmp_path):
+    files = make_folder(tmp_path / "in", 4)
+    victim: list[str] = []
 
-    def kill_one_busy_actor(pool) -> None:
+    def kill_twice(pool: LocalPool) -> None:
         def watch() -> None:
-            while not (out / "results.jsonl").is_file() or len(records(out)) < 2:
-                time.sleep(0.05)
-            actor = next(a for a, job in pool.holding.items() if job is not None and a in pool.pid_of)
-            killed.append(pool.pid_of[actor])
-            os.kill(pool.pid_of[actor], signal.SIGKILL)
+            while len(victim) < 2:
+                held = [(w, job) for w, job in list(pool.holding.items()) if job is not None and w in pool.ready]
+                held = [(w, job) for w, job in held if not victim or job.key == victim[0]]
+                if held:
+                    wid, job = held[0]
+                    os.kill(pool.procs[wid].pid, signal.SIGKILL)
+                    victim.append(job.key)
+                    while wid in pool.procs:
+                        time.sleep(0.01)
+                time.sleep(0.01)
 
         threading.Thread(target=watch, daemon=True).start()
 
-    try:
-        summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, backend="ray", progress=False, started=kill_one_busy_actor)
-        assert killed and (summary.transcribed, summary.failed) == (10, 2)
-        check_complete(out, files)
-        lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
-        (out / "results.jsonl").write_text("\n".join(lines[:5]) + "\n", encoding="utf-8")
-        summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, backend="ray", progress=False)
-        assert summary.skipped + summary.transcribed + summary.failed == 12 and summary.skipped >= 3
-        check_complete(out, files)
-    finally:
-        ray.shutdown()
+    summary = transcribe_batch(tmp_path / "in", tmp_path / "out", MODEL, workers=2, backend="local", progress=False, started=kill_twice)
+    assert victim[0] == victim[1] and (summary.transcribed, summary.failed) == (3, 3)
+    got = {r["key"]: r for r in records(tmp_path / "out")}
+    assert sorted(got) == sorted(files) and "died 2 times" in got[victim[0]]["error"]
+
+
+@pytest.mark.slow
+def test_ray_fifty_files_worker_killed_then_interrupted_and_resumed(tmp_path, local_ray):
+    files = make_folder(tmp_path / "in", 48)
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def kill_one_busy_worker() -> None:
+        while not (out / "results.jsonl").is_file() or len(records(out)) < 5:
+            time.sleep(0.05)
+        pid = ray_workers()[0]
+        killed.append(pid)
+        os.kill(pid, signal.SIGKILL)
+
+    threading.Thread(target=kill_one_busy_worker, daemon=True).start()
+    summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, backend="ray", progress=False)
+    assert killed and (summary.transcribed, summary.failed) == (48, 2)
+    check_complete(out, files)
+    # an interrupted run: the last 20 lines never written, one half written; the rerun does those 20 and the 2 failed ones
+    lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    (out / "results.jsonl").write_text("\n".join(lines[:30]) + "\n" + lines[30][:25], encoding="utf-8")
+    done = {json.loads(line)["key"] for line in lines[:30] if "error" not in json.loads(line)}
+    summary = transcribe_batch(tmp_path / "in", out, MODEL, workers=2, backend="ray", progress=False)
+    assert (summary.skipped, summary.transcribed + summary.failed) == (len(done), 50 - len(done))
+    check_complete(out, files)

@@ -42,7 +42,8 @@ class Family:
     audio lists): ``"module:func"``, ``func(cfg, data_list, frontend, tokenizer, is_training)`` returning
     the training dataset (default: funasr.data's ``AudioDataset``). ``config_file`` / ``read_config``: a family whose
     folders have no ``config.yaml`` names the file that marks them and ``"module:func"`` reading
-    such a folder into a resolved config (``func(model_dir)``).
+    such a folder into a resolved config (``func(model_dir)``). ``runtime_package``: ``"module:func"``
+    writing, beside a TorchScript export, the file the family's own runtime loads (``func(module, frontend, out)``).
     """
 
     task: str
@@ -57,6 +58,7 @@ class Family:
     dataset: Optional[str] = None
     config_file: Optional[str] = None
     read_config: Optional[str] = None
+    runtime_package: Optional[str] = None
 
 
 def resolve(ref: str) -> Any:

@@ -1,4 +1,4 @@
-"""U2 export: the encoder chunk, CTC and decoder graphs (ONNX fp32 / int8, TorchScript) equal PyTorch, and
+"""U2 export: the encoder chunk, CTC and decoder graphs (ONNX fp32 / int8, TorchScript, WeNet's final.zip) equal PyTorch, and
 funasr_onnx decodes the exported folder (full context, chunked, streams) as funasr does on PyTorch."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from tests.conftest import PARITY, ROOT, RUNTIME, read_wave
-from tests.test_u2 import CASES, MIDS, one_thread, u2pp  # noqa: F401  (one_thread: autouse fixture)
+from funasr.auto_model import AutoModel
+from tests.test_u2 import CASES, MIDS, U2PP, one_thread, u2pp  # noqa: F401  (one_thread: autouse fixture)
 
 TOL = 1e-4
 
@@ -68,6 +69,35 @@ def test_torchscript_graphs_equal_pytorch(tmp_path) -> None:
         t_out, t_att, t_cnn = model.encoder.forward_chunk(window, 0, -1, torch.zeros(0, 0, 0, 0), torch.zeros(0, 0, 0, 0))
         t_out2, _, _ = model.encoder.forward_chunk(torch.from_numpy(MIDS["feats"][:, 64:131]), 16, -1, t_att, t_cnn)
     assert torch.allclose(out, t_out, atol=TOL) and torch.allclose(out2, t_out2, atol=TOL)
+    check_wenet_final_zip(folder, model)
+
+
+def check_wenet_final_zip(folder: str, model: torch.nn.Module) -> None:
+    """final.zip has the methods WeNet's LibTorch runtime calls, equal to PyTorch, and WeNet's checkpoint keys; the folder
+    (train.yaml, units.txt, global_cmvn, final.zip: a WeNet runtime package, no final.pt) loads through AutoModel."""
+    jit = torch.jit.load(f"{folder}/final.zip")
+    assert (jit.subsampling_rate(), jit.right_context(), jit.sos_symbol(), jit.eos_symbol(), jit.is_bidirectional_decoder()) == (
+        4, 6, model.sos, model.eos, True)
+    assert set(jit.state_dict()) == set(torch.load(U2PP / "final.pt", map_location="cpu", weights_only=True))
+    feats = torch.from_numpy(MIDS["feats"])
+    with torch.inference_mode():
+        out, att, cnn = jit.forward_encoder_chunk(feats[:, :67], 0, -1)  # WeNet's runtime starts with empty caches
+        out2, att2, _ = jit.forward_encoder_chunk(feats[:, 64:131], 16, 16, att, cnn)
+        t_out, t_att, t_cnn = model.encoder.forward_chunk(feats[:, :67], 0, -1, torch.zeros(0, 0, 0, 0), torch.zeros(0, 0, 0, 0))
+        t_out2, t_att2, _ = model.encoder.forward_chunk(feats[:, 64:131], 16, 16, t_att, t_cnn)
+        assert att2.shape == t_att2.shape == (3, 4, 16, 32)
+        for got, want in ((out, t_out), (out2, t_out2), (att2, t_att2)):
+            assert torch.allclose(got, want, atol=TOL)
+        enc, _ = model.encode(feats, torch.from_numpy(MIDS["feats_len"]))
+        assert torch.allclose(jit.ctc_activation(enc), model.ctc_log_probs(enc), atol=TOL)
+        hyps = torch.from_numpy(MIDS["rescoring_hyps_in"])
+        lens = 1 + (hyps[:, 1:] != model.eos).sum(1)
+        l2r, r2l = jit.forward_attention_decoder(hyps, lens, enc, 0.3)
+        t_l2r, t_r2l = model.decoder_log_probs(enc, hyps, lens, reverse=True)
+        assert torch.allclose(l2r, t_l2r, atol=TOL) and torch.allclose(r2l, t_r2l, atol=TOL)
+        assert jit.forward_attention_decoder(hyps, lens, enc)[1].item() == 0.0  # reverse_weight 0: a 0-dim 0.0, as WeNet's
+    packaged = AutoModel(model=folder, disable_pbar=True).generate(str(PARITY / "audio" / "example.wav"), reverse_weight=0.3)
+    assert packaged[0]["text"] == expected_text("full")
 
 
 def test_funasr_onnx_decodes_like_pytorch_without_torch(exported: str) -> None:

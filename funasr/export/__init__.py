@@ -30,7 +30,7 @@ UNUSED_REFERENCE_OPTIONS = ("calib_num", "fallback_num")
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # never written to: it may be shared or read-only
 
 # Files a runtime reads besides the graphs (weights are not copied).
-SKIPPED_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".onnx", ".torchscript", ".plan")
+SKIPPED_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".onnx", ".torchscript", ".plan", ".zip")
 
 
 def model_graphs(task: Any, dtype: torch.dtype = torch.float32) -> list[ExportGraph]:
@@ -179,4 +179,7 @@ def _write(
                 if half:  # strongly typed: the engine computes in the graph's types
                     onnx_path = export_onnx(half[graph.name], out / f"{graph.name}_fp16.onnx", opset_version)
                 build_engine(onnx_path, out / f"{graph.name}.plan", graph)
+    if type == "torchscript" and family.runtime_package:
+        module = copy.deepcopy(task.net.module).float().eval()
+        registry.resolve(family.runtime_package)(module, task.frontend, out)
     copy_assets(task.cfg, out)

@@ -13,7 +13,12 @@ _WRAPPERS = ("state_dict", "model_state_dict", "model")
 
 
 def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
-    """Read a FunASR ``model.pt`` as a flat state dict (unwrapping and de-prefixing)."""
+    """Read a FunASR ``model.pt`` (or a TorchScript archive's weights, WeNet's ``final.zip``) as a flat state dict."""
+    if Path(path).suffix == ".zip" and Path(path).is_file():
+        try:
+            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        except Exception as e:
+            raise CheckpointError(f"cannot read the TorchScript archive {path} ({type(e).__name__}); re-download the model") from e
     try:
         try:  # memory-mapped: no second copy, and rows never read (most of a vocabulary) stay on disk
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)

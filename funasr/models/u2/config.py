@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "train.yaml"
 UNITS_FILE = "units.txt"
+JIT_FILE = "final.zip"  # WeNet's TorchScript export (runtime packages), read for its weights
 WENET_MODEL = "asr_model"  # the ``model:`` of WeNet's U2 / U2++ configs (the default when absent)
 
 
@@ -35,14 +36,14 @@ def read_units(path: Path) -> list[str]:
 
 
 def find_checkpoint(model_dir: Path) -> Optional[Path]:
-    """``final.pt``, else the folder's only ``*.pt`` (None: no checkpoint, as in an exported folder)."""
+    """``final.pt``, else the folder's only ``*.pt``, else WeNet's scripted ``final.zip`` (runtime packages); None: none."""
     if (model_dir / "final.pt").is_file():
         return model_dir / "final.pt"
     found = sorted(p for p in model_dir.glob("*.pt") if p.is_file())
     if len(found) == 1:
         return found[0]
     if not found:
-        return None
+        return model_dir / JIT_FILE if (model_dir / JIT_FILE).is_file() else None
     raise ConfigError(
         f"{model_dir} has no final.pt and several checkpoints ({', '.join(p.name for p in found)}); "
         "pass init_param=<the one to use>"

@@ -11,12 +11,15 @@ and right-to-left decoders (``r_score`` is 0 for U2 models without one).
 """
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from funasr.export.graph import ExportGraph
+from funasr.models.u2.model import reverse_hyps
 from funasr.models.u2.family import (
     ATT_CACHE, CHUNK, CNN_CACHE, CTC, DECODER, ENCODER, ENCODER_OUT, HIDDEN, HYPS, HYPS_LENS, OFFSET, OUTPUT, PROBS,
     R_ATT_CACHE, R_CNN_CACHE, R_SCORE, SCORE,
@@ -84,3 +87,99 @@ def graphs(model: nn.Module, frontend: Any) -> list[ExportGraph]:
                     {HYPS: {0: "NBEST", 1: "L"}, HYPS_LENS: {0: "NBEST"}, ENCODER_OUT: {1: "T"},
                      SCORE: {0: "NBEST", 1: "L"}, R_SCORE: {0: "NBEST", 1: "L"}}),
     ]
+
+
+class WeNetJit(nn.Module):
+    """WeNet's ``final.zip``: scripted, it has the methods WeNet's LibTorch runtime calls. Its ``encoder``, ``decoder``
+    and ``ctc`` are our modules traced (their state dict keeps WeNet's checkpoint keys)."""
+
+    __constants__ = ["bidirectional"]  # the decoder call compiled for this model's decoder only
+
+    def __init__(self, model: nn.Module, frontend: Any) -> None:
+        super().__init__()
+        enc = model.encoder
+        chunk, offset, att_cache, cnn_cache = next(g for g in graphs(model, frontend) if g.name == ENCODER).inputs
+        self.layers, self.heads, self.d = len(enc.encoders), enc.heads, enc.output_size()
+        self.cnn_width = cnn_cache.size(-1)
+        lens = torch.tensor([chunk.size(1)])
+        self.encoder = torch.jit.trace_module(
+            enc, {"forward_chunks": (chunk, lens, offset.reshape(1), att_cache.unsqueeze(1), torch.tensor([att_cache.size(2)]), cnn_cache)},
+            check_trace=False)
+        hidden = torch.randn(1, EXAMPLE_CHUNK, self.d)
+        self.ctc = torch.jit.trace_module(model.ctc, {"log_softmax": hidden}, check_trace=False)
+        hyps = torch.tensor([[model.sos, 3, 4, 5], [model.sos, 6, model.eos, model.eos]], dtype=torch.long)
+        hyps_lens = torch.tensor([4, 2], dtype=torch.long)
+        memory, memory_mask = hidden.expand(2, -1, -1), torch.ones(2, 1, EXAMPLE_CHUNK, dtype=torch.bool)
+        self.bidirectional = bool(model.bidirectional)
+        example = (memory, memory_mask, hyps, hyps_lens) + ((reverse_hyps(hyps, hyps_lens, model.eos),) if self.bidirectional else ())
+        self.decoder = torch.jit.trace_module(model.decoder, {"forward": example}, check_trace=False)
+        self.rate, self.context = enc.embed.rate, enc.embed.right_context
+        self.sos, self.eos = model.sos, model.eos
+
+    @torch.jit.export
+    def subsampling_rate(self) -> int:
+        return self.rate
+
+    @torch.jit.export
+    def right_context(self) -> int:
+        return self.context
+
+    @torch.jit.export
+    def sos_symbol(self) -> int:
+        return self.sos
+
+    @torch.jit.export
+    def eos_symbol(self) -> int:
+        return self.eos
+
+    @torch.jit.export
+    def is_bidirectional_decoder(self) -> bool:
+        return self.bidirectional
+
+    @torch.jit.export
+    def forward_encoder_chunk(self, xs: torch.Tensor, offset: int, required_cache_size: int,
+                              att_cache: torch.Tensor = torch.zeros(0, 0, 0, 0),
+                              cnn_cache: torch.Tensor = torch.zeros(0, 0, 0, 0)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Raw fbank (1, T, 80) -> (1, C, d), att_cache (L, H, Tc', 2 d_k), cnn_cache (L, 1, d, K-1), as WeNet's:
+        ``required_cache_size`` < 0 keeps every key, 0 none, N > 0 the last N; empty caches at the start."""
+        if att_cache.size(0) == 0:
+            att_cache = xs.new_zeros(self.layers, self.heads, 0, 2 * (self.d // self.heads))
+        if cnn_cache.size(0) == 0 and self.cnn_width > 0:
+            cnn_cache = xs.new_zeros(self.layers, 1, self.d, self.cnn_width)
+        out, _, att, cnn = self.encoder.forward_chunks(
+            xs, torch.tensor([xs.size(1)]), torch.tensor([offset]), att_cache.unsqueeze(1), torch.tensor([att_cache.size(2)]), cnn_cache)
+        keys = att.size(3)
+        start = 0 if required_cache_size < 0 else max(keys - required_cache_size, 0)
+        return out, att[:, 0, :, start:], cnn
+
+    @torch.jit.export
+    def ctc_activation(self, xs: torch.Tensor) -> torch.Tensor:
+        """Encoder output (1, T, d) -> CTC log-probabilities (1, T, V)."""
+        return self.ctc.log_softmax(xs)
+
+    @torch.jit.export
+    def forward_attention_decoder(self, hyps: torch.Tensor, hyps_lens: torch.Tensor, encoder_out: torch.Tensor,
+                                  reverse_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``<sos> + hyp`` (N, L+1), lengths (N,), one utterance's encoder output (1, T, d) -> left-to-right log-probs
+        (N, L+1, V) and right-to-left ones (0-dim 0.0 without a right-to-left decoder or with ``reverse_weight`` 0)."""
+        n = hyps.size(0)
+        memory = encoder_out.repeat(n, 1, 1)
+        memory_mask = torch.ones(n, 1, encoder_out.size(1), dtype=torch.bool, device=encoder_out.device)
+        r2l = torch.log_softmax(torch.zeros(1), dim=0)[0]
+        if self.bidirectional:
+            left, right = self.decoder(memory, memory_mask, hyps, hyps_lens, reverse_hyps(hyps, hyps_lens, self.eos))
+            if reverse_weight > 0.0:
+                r2l = torch.log_softmax(right.float(), -1)
+        else:
+            left = self.decoder(memory, memory_mask, hyps, hyps_lens)
+        return torch.log_softmax(left.float(), -1), r2l
+
+
+def export_wenet_jit(model: nn.Module, frontend: Any, out: Path) -> Path:
+    """Write ``out/final.zip`` (WeNet's scripted model) for WeNet's LibTorch runtime; AutoModel loads such folders too."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # TorchScript is deprecated, yet LibTorch's format
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        scripted = torch.jit.script(WeNetJit(model.float().eval(), frontend))
+    scripted.save(str(out / "final.zip"))
+    return out / "final.zip"

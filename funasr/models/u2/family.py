@@ -17,4 +17,5 @@ FAMILY = Family(
     graphs="funasr.models.u2.export:graphs",
     config_file="train.yaml",
     read_config="funasr.models.u2.config:read_model_dir",
+    runtime_package="funasr.models.u2.export:export_wenet_jit",  # final.zip for WeNet's LibTorch runtime
 )

@@ -19,6 +19,15 @@ ENCODERS = {"conformer": ConformerEncoder, "transformer": TransformerEncoder}
 DECODERS = {"transformer": TransformerDecoder, "bitransformer": BiTransformerDecoder}
 
 
+def reverse_hyps(hyps: torch.Tensor, hyps_lens: torch.Tensor, eos: int) -> torch.Tensor:
+    """Decoder inputs ``<sos> + hyp`` (N, L+1) and their lengths (N,) -> ``<sos> + hyp`` reversed, padded with ``<eos>``."""
+    lens = hyps_lens - 1
+    idx = torch.arange(hyps.size(1) - 1, device=hyps.device).unsqueeze(0)
+    valid = idx < lens.unsqueeze(1)
+    rev = torch.gather(hyps[:, 1:], 1, ((lens.unsqueeze(1) - 1 - idx) * valid).clamp(min=0))
+    return torch.cat([hyps[:, :1], torch.where(valid, rev, torch.full_like(rev, eos))], dim=1)
+
+
 class CTC(nn.Module):
     """``ctc_lo``: encoder output -> per-frame token logits."""
 
@@ -85,12 +94,8 @@ class U2Model(nn.Module):
         if not self.bidirectional:
             return torch.log_softmax(self.decoder(memory, memory_mask, hyps, hyps_lens).float(), -1), None
         r_hyps = None
-        if reverse:  # <sos> + the hyp reversed, padded with <eos>
-            lens = hyps_lens - 1
-            idx = torch.arange(hyps.size(1) - 1, device=hyps.device).unsqueeze(0)
-            valid = idx < lens.unsqueeze(1)
-            rev = torch.gather(hyps[:, 1:], 1, ((lens.unsqueeze(1) - 1 - idx) * valid).clamp(min=0))
-            r_hyps = torch.cat([hyps[:, :1], torch.where(valid, rev, torch.full_like(rev, self.eos))], dim=1)
+        if reverse:
+            r_hyps = reverse_hyps(hyps, hyps_lens, self.eos)
         left, right = self.decoder(memory, memory_mask, hyps, hyps_lens, r_hyps)
         return torch.log_softmax(left.float(), -1), None if right is None else torch.log_softmax(right.float(), -1)
 

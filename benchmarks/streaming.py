@@ -39,6 +39,7 @@ from common import FIXTURES, ROOT, long_recording, random_model_dir, side_by_sid
 TINY_CONFIG = FIXTURES / "parity" / "models" / "paraformer_streaming_tiny" / "config.yaml"
 CHUNKS = {"600ms": [0, 10, 5], "480ms": [0, 8, 4]}
 ENGINES = ("torch", "onnx", "onnx-int8")
+LOOK_BACK = (4, 1)  # encoder / decoder chunk look-back: the model's defaults
 
 
 def released_config(out: Path) -> Path:
@@ -85,15 +86,12 @@ def load_task(work: Path, model: Path, engine: str, threads: int):
     ).task
 
 
-def worker(work: Path, model: Path, engine: str, threads: int, chunk: str, streams: int, seconds: float) -> dict:
+def measure(task, size: list[int], streams: int, seconds: float) -> dict:
     """``streams`` streams (each at its own offset in the recording) decoded together, chunk by chunk: round times."""
-    task = load_task(work, model, engine, threads)
-    size = CHUNKS[chunk]
-    lb = (4, 1)
     audio = long_recording(seconds + streams * 2.0)
     stride = size[1] * 960
-    group = [task.create_stream(size, *lb) for _ in range(streams)]
-    warm = task.create_stream(size, *lb)
+    group = [task.create_stream(size, *LOOK_BACK) for _ in range(streams)]
+    warm = task.create_stream(size, *LOOK_BACK)
     warm.accept_waveform(audio[: 3 * stride])
     task.decode_streams([warm])
     times = []
@@ -105,8 +103,21 @@ def worker(work: Path, model: Path, engine: str, threads: int, chunk: str, strea
         task.decode_streams(group)
         times.append(time.perf_counter() - t)
     ms = np.array(times) * 1000
-    return {"engine": engine, "threads": threads, "chunk": chunk, "streams": streams,
-            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "chunk_ms": size[1] * 60}
+    return {"streams": streams, "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "chunk_ms": size[1] * 60}
+
+
+def worker(work: Path, model: Path, engine: str, threads: int, seconds: float, sweep: bool, quick: bool) -> dict:
+    """One engine at ``threads`` threads, loaded once: one stream per chunk size, then (``sweep``) more and more
+    streams of 600 ms chunks until a round takes longer than the chunk's duration."""
+    task = load_task(work, model, engine, threads)
+    chunks = {k: v for k, v in CHUNKS.items() if not quick or k == "600ms"}
+    out = {"single": {name: measure(task, size, 1, seconds) for name, size in chunks.items()}, "sweep": []}
+    for n in ((1, 2) if quick else (1, 2, 4, 8, 12, 16, 24, 32)) if sweep else ():
+        r = measure(task, CHUNKS["600ms"], n, seconds)
+        out["sweep"].append(r)
+        if r["p95_ms"] > r["chunk_ms"]:
+            break
+    return out
 
 
 def run_worker(work: Path, model: Path, *args: object) -> dict:
@@ -120,54 +131,54 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/funasr-bench-streaming"), help="model and export folder")
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per stream")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (the last one: concurrency, side by side)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run of this script: the tiny test model, 6 s, 1 thread, 600 ms, up to 2 streams")
     parser.add_argument("--reference-python", help="interpreter with FunASR 1.4.16 installed: adds a side-by-side table")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        model, engine, threads, chunk, streams, seconds = args.worker
-        print(json.dumps(worker(args.work, Path(model), engine, int(threads), chunk, int(streams), float(seconds))))
+        model, engine, threads, seconds, sweep, quick = args.worker
+        print(json.dumps(worker(args.work, Path(model), engine, int(threads), float(seconds), sweep == "1", quick == "1")))
         return
     if args.quick:
         args.work = args.work.with_name(args.work.name + "-quick")
     model = prepare(args.work, args.quick)
     seconds = 6.0 if args.quick else args.seconds
-    thread_counts = (1,) if args.quick else (1, 2)
-    chunks = ("600ms",) if args.quick else tuple(CHUNKS)
-    rows = []
+    thread_counts = (1,) if args.quick else tuple(args.threads)
+    single, sweep = [], []
     for engine in ENGINES:
         for threads in thread_counts:
-            for chunk in chunks:
-                r = run_worker(args.work, model, engine, threads, chunk, 1, seconds)
-                rows.append([engine, threads, chunk, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"])
-    print("Per-chunk latency, one stream (ms)\n")
-    print(table(rows, ["engine", "threads", "chunk", "p50", "p95"]))
-    rows = []
-    for engine in ENGINES:
-        best = 0
-        for n in ((1, 2) if args.quick else (1, 2, 4, 8, 12, 16, 24, 32)):
-            r = run_worker(args.work, model, engine, thread_counts[-1], "600ms", n, seconds)
-            rows.append([engine, thread_counts[-1], n, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"])
-            if r["p95_ms"] > r["chunk_ms"]:
-                break
-            best = n
-        rows.append([engine, thread_counts[-1], f"real-time: {best}", "", ""])
+            r = run_worker(args.work, model, engine, threads, seconds, int(threads == thread_counts[-1]), int(args.quick))
+            for chunk, row in r["single"].items():
+                single.append([engine, threads, chunk, f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}"])
+                print("per chunk:", single[-1], flush=True)
+            best = 0
+            for row in r["sweep"]:
+                sweep.append([engine, threads, row["streams"], f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}"])
+                print("concurrent:", sweep[-1], flush=True)
+                best = row["streams"] if row["p95_ms"] <= row["chunk_ms"] else best
+            if r["sweep"]:
+                sweep.append([engine, threads, f"real-time: {best}", "", ""])
+    print("\nPer-chunk latency, one stream, look-back 4 / 1 (ms)\n")
+    print(table(single, ["engine", "threads", "chunk", "p50", "p95"]))
     print(f"\nConcurrent streams decoded together, 600 ms chunks, {thread_counts[-1]} thread(s): round time (ms)\n")
-    print(table(rows, ["engine", "threads", "streams", "p50", "p95"]))
+    print(table(sweep, ["engine", "threads", "streams", "p50", "p95"]), flush=True)
     if args.reference_python:
         import soundfile as sf
 
         wav = args.work / "side_by_side.wav"
         sf.write(wav, long_recording(seconds), 16000)
         rows = []
-        for threads in thread_counts:
-            for chunk, size in CHUNKS.items():
-                ours = side_by_side(sys.executable, True, "stream", model, wav, threads, size[1])
-                ref = side_by_side(args.reference_python, False, "stream", model, wav, threads, size[1])
-                rows.append([threads, chunk, f"{ours['p95_ms']:.1f}", f"{ref['p95_ms']:.1f}", f"{ref['p95_ms'] / ours['p95_ms']:.2f}x"])
-        print("\nPyTorch generate(cache=...) per chunk, look-back 4 / 1, p95 ms: this project vs FunASR 1.4.16\n")
-        print(table(rows, ["threads", "chunk", "ours", "FunASR", "speed-up"]))
+        threads = thread_counts[-1]
+        for chunk, size in CHUNKS.items():
+            ours = side_by_side(sys.executable, True, "stream", model, wav, threads, size[1])
+            ref = side_by_side(args.reference_python, False, "stream", model, wav, threads, size[1])
+            rows.append([threads, chunk, f"{ours['p50_ms']:.1f} / {ours['p95_ms']:.1f}", f"{ref['p50_ms']:.1f} / {ref['p95_ms']:.1f}",
+                         f"{ref['p95_ms'] / ours['p95_ms']:.2f}x"])
+            print("side by side:", rows[-1], flush=True)
+        print("\nPyTorch generate(cache=...) per chunk, look-back 4 / 1, p50 / p95 ms: this project vs FunASR 1.4.16\n")
+        print(table(rows, ["threads", "chunk", "ours", "FunASR", "speed-up (p95)"]))
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/funasr-bench-streaming"), help="model and export folder")
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per stream")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (the last one: concurrency, side by side)")
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run of this script: the tiny test model, 6 s, 1 thread, 600 ms, up to 2 streams")
     parser.add_argument("--reference-python", help="interpreter with FunASR 1.4.16 installed: adds a side-by-side table")
@@ -147,7 +148,7 @@ def main() -> None:
     seconds = 6.0 if args.quick else args.seconds
     thread_counts = (1,) if args.quick else tuple(args.threads)
     single, sweep = [], []
-    for engine in ENGINES:
+    for engine in args.engines:
         for threads in thread_counts:
             r = run_worker(args.work, model, engine, threads, seconds, int(threads == thread_counts[-1]), int(args.quick))
             for chunk, row in r["single"].items():

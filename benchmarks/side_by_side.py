@@ -38,6 +38,8 @@ def import_torchaudio() -> None:
 
     try:
         import torchaudio  # noqa: F401
+    except ModuleNotFoundError:  # not installed (our interpreter): nothing imports it
+        return
     except OSError:
         for name in [n for n in sys.modules if n == "torchaudio" or n.startswith("torchaudio.")]:
             del sys.modules[name]

@@ -412,3 +412,19 @@ def test_u2_model_streams_online_and_2pass(models):
     finals = [r for r in twopass if r["mode"] == "2pass-offline"]
     assert partials and all(r["text"] for r in partials) and finals[-1]["is_final"] is True
     assert {r["index"] for r in partials} <= {r["index"] for r in finals}
+
+
+@needs_streaming
+def test_streaming_model_as_the_offline_model_too(models):
+    """One streaming Paraformer for both passes of 2pass (its whole-segment decoding in the second pass)."""
+    one = Models.load(ModelChoice(model=str(STREAMING_MODEL), online_model=str(STREAMING_MODEL), vad_model=str(BUNDLED_VAD),
+                                  punc_model=None))
+    assert one.asr is one.online  # loaded once
+    with server(one) as address:
+        replies = client(address, {"mode": "2pass", "chunk_size": [0, 10, 5], "wav_name": "s"}, pcm("example.wav"))
+    finals = [r for r in replies if r["mode"] == "2pass-offline"]
+    assert finals and finals[-1]["is_final"] is True and not any("error" in r for r in replies)
+    audio = sf.read(AUDIO / "example.wav", dtype="float32")[0]
+    whole = one.asr([AudioItem("s", audio[r["start_time"] * 16 : r["end_time"] * 16]) for r in finals[:1]],
+                    one.offline.options({}).stream)[0]["text"]
+    assert finals[0]["text"] == whole

@@ -221,7 +221,7 @@ class Connection:
         extra = {"slice_type": 2, "start_time": beg_ms, "end_time": end_ms, "index": index}
         if not len(audio):
             return reply("2pass-offline", "", cfg.wav_name, final, **extra) if final else None
-        result = m.asr([AudioItem(cfg.wav_name, audio)], self.options.asr)[0]
+        result = m.asr([AudioItem(cfg.wav_name, audio)], self.options.stream if m.offline.streaming else self.options.asr)[0]
         text = result.get("text", "")
         stamps = [[b + beg_ms, e + beg_ms] for b, e in result.get("timestamp", [])]
         units = text.split()

@@ -45,12 +45,13 @@ _MAGIC = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"FORM", b"\x1aE\xdf\xa3")  # + "ft
 
 @dataclass
 class AudioItem:
-    """One input: its key and waveform, or the error that kept it from loading."""
+    """One input: its key and waveform (or its fbank frames, computed already), or the error that kept it from loading."""
 
     key: str
     waveform: Optional[np.ndarray] = None
     error: Optional[FunASRError] = None
     source: Any = None
+    fbank: Optional[np.ndarray] = None  # (T, n_mels) Kaldi fbank of the audio; an ASR task then skips its own
 
 
 @dataclass

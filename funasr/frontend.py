@@ -1,7 +1,7 @@
-"""Acoustic frontends: Kaldi fbank (kaldi-native-fbank) -> LFR stacking -> CMVN, in numpy."""
+"""Acoustic frontends: Kaldi fbank (funasr.fbank, numpy) -> LFR stacking -> CMVN, in numpy."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -9,6 +9,7 @@ import kaldi_native_fbank as knf
 import numpy as np
 
 from funasr.errors import ConfigError
+from funasr.fbank import WINDOWS, Fbank, FbankStream
 from funasr.registry import register
 
 SAMPLE_SCALE = 32768.0  # the reference feeds int16-range samples to fbank
@@ -64,6 +65,12 @@ class WavFrontend:
         self.cmvn_file = cmvn_file
         self.cmvn = load_cmvn(cmvn_file) if cmvn_file else None
         # ``dither`` is a training-time augmentation: inference never dithers.
+        self.frame_samples = (int(fs * frame_length / 1000), int(fs * frame_shift / 1000))  # (length, shift)
+        self.fast_fbank = Fbank(fs, *self.frame_samples, n_mels, window) if window in WINDOWS else None
+
+    def fbank_settings(self) -> tuple:
+        """What the fbank frames depend on: two frontends with equal settings compute the same frames."""
+        return (self.fs, self.window, self.n_mels, self.frame_length, self.frame_shift)
 
     def output_size(self) -> int:
         """Feature width after LFR stacking."""
@@ -83,14 +90,23 @@ class WavFrontend:
 
     def fbank(self, waveform: np.ndarray) -> np.ndarray:
         """Log-mel filterbank of one waveform: (N,) -> (T, n_mels)."""
-        frame_length = self.frame_length
         if 0 < len(waveform) < self.frame_length * self.fs // 1000:
             frame_length = 1000 * len(waveform) / self.fs  # the reference shrinks the one frame
             try:
                 return _drain(_new_fbank(self._options(frame_length), waveform), 0, final=True)
             except ValueError:  # too short for the mel filters ("num_mel_bins too large"): no frame
                 return np.zeros((0, self.n_mels), dtype=np.float32)
-        return _drain(_new_fbank(self._options(frame_length), waveform), 0, final=True)
+        return self._fbank(waveform)
+
+    def _fbank(self, waveform: np.ndarray) -> np.ndarray:
+        """Frames of whole ``frame_length`` windows (none if the waveform is shorter)."""
+        if self.fast_fbank is not None:
+            return self.fast_fbank(np.asarray(waveform, dtype=np.float32) * SAMPLE_SCALE)
+        return _drain(_new_fbank(self._options(self.frame_length), waveform), 0, final=True)
+
+    def from_fbank(self, fbank: np.ndarray) -> np.ndarray:
+        """Features from fbank frames already computed: (T, n_mels) -> (T', output_size)."""
+        return self.apply_cmvn(self.stack_frames(fbank))
 
     def stack_frames(self, fbank: np.ndarray) -> np.ndarray:
         """LFR stacking of ``lfr_m`` frames every ``lfr_n``: (T, n_mels) -> (T', output_size)."""
@@ -108,7 +124,7 @@ class WavFrontend:
 
     def extract(self, waveform: np.ndarray) -> np.ndarray:
         """Features of one waveform: (N,) -> (T, output_size)."""
-        return self.apply_cmvn(self.stack_frames(self.fbank(waveform)))
+        return self.from_fbank(self.fbank(waveform))
 
     def __call__(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Features of a batch, zero-padded: (B, T, D) float32 and lengths (B,) int64."""
@@ -120,16 +136,33 @@ class WavFrontend:
         return out, lens
 
 
+class KnfStream:
+    """kaldi-native-fbank's online fbank behind FbankStream's ``accept`` (windows funasr.fbank does not compute)."""
+
+    def __init__(self, opts: knf.FbankOptions) -> None:
+        self.online = knf.OnlineFbank(opts)
+        self.fs = opts.frame_opts.samp_freq
+        self.taken = 0
+
+    def accept(self, samples: np.ndarray) -> np.ndarray:
+        """The frames completed by ``samples`` (int16 scale)."""
+        if len(samples):
+            self.online.accept_waveform(self.fs, samples)
+        frames = _drain(self.online, self.taken, final=False)
+        self.taken += len(frames)
+        return frames
+
+
 @dataclass
 class FeatureStream:
     """The online frontend's state for one stream: the fbank computer and the LFR window over its frames."""
 
-    fbank: knf.OnlineFbank
+    fbank: Union[FbankStream, KnfStream]
     lfr_buf: np.ndarray  # (n, n_mels) fbank frames later LFR windows still need (edge-padded at the start)
-    next_fbank: int = 0  # index of the next fbank frame to read from ``fbank``
     lfr_start: int = 0  # padded-frame index of lfr_buf[0]
     lfr_out: int = 0  # index of the next LFR frame to emit
     fbank_seen: int = 0  # fbank frames received so far
+    kept: Optional[list[np.ndarray]] = field(default=None, repr=False)  # when a list: every fbank frame block, in order
 
 
 class WavFrontendOnline(WavFrontend):
@@ -137,18 +170,18 @@ class WavFrontendOnline(WavFrontend):
 
     def fbank(self, waveform: np.ndarray) -> np.ndarray:
         """Log-mel filterbank; never shrinks the frame, so < 1 frame of audio gives 0 frames."""
-        return _drain(_new_fbank(self._options(self.frame_length), waveform), 0, final=True)
+        return self._fbank(waveform)
 
     def create_stream(self) -> FeatureStream:
         """A fresh feature stream (nothing received yet)."""
-        return FeatureStream(knf.OnlineFbank(self._options(self.frame_length)), np.zeros((0, self.n_mels), np.float32))
+        fbank = FbankStream(self.fast_fbank) if self.fast_fbank is not None else KnfStream(self._options(self.frame_length))
+        return FeatureStream(fbank, np.zeros((0, self.n_mels), np.float32))
 
     def accept(self, waveform: np.ndarray, stream: FeatureStream, is_final: bool) -> np.ndarray:
         """Features (T, output_size) for the next chunk; over all chunks they equal ``extract`` of the whole signal."""
-        if len(waveform):
-            stream.fbank.accept_waveform(self.fs, np.asarray(waveform, dtype=np.float32) * SAMPLE_SCALE)
-        frames = _drain(stream.fbank, stream.next_fbank, final=is_final)
-        stream.next_fbank += len(frames)
+        frames = stream.fbank.accept(np.asarray(waveform, dtype=np.float32) * SAMPLE_SCALE)
+        if stream.kept is not None:
+            stream.kept.append(frames)
         pad = (self.lfr_m - 1) // 2
         buf = stream.lfr_buf
         if stream.fbank_seen == 0 and len(frames):

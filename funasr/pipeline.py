@@ -46,19 +46,57 @@ def pack_batches(durations: list[int], budget_ms: float, threshold_ms: float) ->
         yield batch
 
 
+class FbankFrames:
+    """The VAD's fbank frames of one recording, in the blocks it computed them in; ASR takes its segments' frames here."""
+
+    def __init__(self, blocks: list[np.ndarray], length: int, shift: int) -> None:
+        self.blocks = [b for b in blocks if len(b)]
+        self.starts = np.cumsum([0] + [len(b) for b in self.blocks])  # frame index of each block's first frame
+        self.length, self.shift = length, shift  # frame length and shift in samples
+
+    def segment(self, start: int, stop: int) -> Optional[np.ndarray]:
+        """The frames of samples ``start:stop`` as that piece's own fbank would give them, or None where they differ.
+
+        They are the same frames when the piece starts on a frame boundary and holds one whole frame or more
+        (shorter pieces get a shrunk frame).
+        """
+        if start % self.shift or stop - start < self.length:
+            return None
+        first = start // self.shift
+        last = first + 1 + (stop - start - self.length) // self.shift
+        if last > self.starts[-1]:
+            return None
+        i, j = np.searchsorted(self.starts, first, "right") - 1, np.searchsorted(self.starts, last, "left")
+        parts = [b[max(first - s, 0) : last - s] for b, s in zip(self.blocks[i:j], self.starts[i:j])]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 class Pipeline:
-    """Runs VAD, then ASR on the speech segments, then punctuation, on one recording."""
+    """Runs VAD, then ASR on the speech segments, then punctuation, on one recording.
+
+    When the VAD and ASR frontends compute the same fbank (same rate, window, mel bins, frame length and
+    shift; neither dithers at inference), the fbank is computed once: the VAD keeps its frames and ASR
+    stacks and normalises each segment's frames itself (identical features, so identical results).
+    """
 
     def __init__(self, vad: VADTask, asr: Task, punc: Optional[Task] = None) -> None:
         self.vad, self.asr, self.punc = vad, asr, punc
 
+    def shares_fbank(self) -> bool:
+        """Whether ASR takes the VAD's fbank frames (equal fbank settings, an ASR task that reads whole features)."""
+        settings = [getattr(getattr(task, "frontend", None), "fbank_settings", None) for task in (self.vad, self.asr)]
+        return getattr(self.asr, "takes_fbank", False) and all(settings) and settings[0]() == settings[1]()
+
     def transcribe(self, item: Recording, opts: GenerateOptions) -> dict:
         """One recording through the whole chain."""
         conf = opts.pipeline
-        segments = self._segments(item, opts.vad)
+        kept: Optional[list[np.ndarray]] = [] if self.shares_fbank() else None
+        segments = self._segments(item, opts.vad, kept)
         if conf.merge_vad:
             segments = merge_segments(segments, 1000 * conf.merge_length_s)
-        seg_results = self._recognize(item, segments, opts)
+        frames = FbankFrames(kept, *self.vad.frontend.frame_samples) if kept is not None else None
+        seg_results = self._recognize(item, segments, opts, frames)
+        del kept, frames
         texts = [r.get("text", "") for r in seg_results]
         stamps = [[[s + int(seg[0]), e + int(seg[0])] for s, e in r.get("timestamp", [])] for r, seg in zip(seg_results, segments)]
         has_stamps = self.asr.gives_timestamps(opts.asr)
@@ -83,11 +121,19 @@ class Pipeline:
                 result["sentence_info"] = sentences_from_segments(segments, texts, stamps if has_stamps else None)
         return result
 
-    def _segments(self, item: Recording, options: VADCallOptions) -> list[list[int]]:
-        """VAD over the whole recording; a file on disk is fed in blocks through one VAD stream (same segments)."""
+    def _segments(self, item: Recording, options: VADCallOptions, kept: Optional[list[np.ndarray]] = None) -> list[list[int]]:
+        """VAD over the whole recording (its fbank frames appended to ``kept`` when a list); a file on disk is fed
+        in blocks through one VAD stream (same segments)."""
         if item.waveform is not None:
-            return self.vad([AudioItem(item.key, item.waveform)], options)[0]["value"]
+            streaming, final = self.vad.call_mode(AudioItem(item.key, item.waveform), options)
+            stream = self.vad.call_stream(options, streaming)
+            stream.features.kept = kept
+            stream.accept_waveform(item.waveform)
+            if final:
+                stream.input_finished()
+            return self.vad.decode_stream(stream)
         stream = self.vad.call_stream(options, streaming=False)
+        stream.features.kept = kept
         segments: list[list[int]] = []
         for block, last in item.blocks(VAD_BLOCK):
             stream.accept_waveform(block)
@@ -96,18 +142,22 @@ class Pipeline:
             segments.extend(self.vad.decode_stream(stream))
         return segments
 
-    def _recognize(self, item: Recording, segments: list[list[int]], opts: GenerateOptions) -> list[dict]:
-        """ASR on every segment, batched by length; results in segment order."""
+    def _recognize(self, item: Recording, segments: list[list[int]], opts: GenerateOptions,
+                   frames: Optional[FbankFrames] = None) -> list[dict]:
+        """ASR on every segment, batched by length (from the VAD's ``frames`` where they serve); results in segment order."""
         durations = [int(e) - int(s) for s, e in segments]
         budget = max(1000 * opts.pipeline.batch_size_s, min(durations, default=1), 1)
         out: list[dict] = [{}] * len(segments)
         batches = list(pack_batches(durations, budget, 1000 * opts.pipeline.batch_size_threshold_s))
         show = not opts.run.disable_pbar and len(batches) > 1
         for batch in tqdm(batches, desc=f"{item.key} segments", disable=not show, leave=False):
-            pieces = {i: item.read(int(segments[i][0] * SAMPLES_PER_MS), min(int(segments[i][1] * SAMPLES_PER_MS), item.length))
-                      for i in batch}
-            batch = [i for i in batch if len(pieces[i])]  # a segment past the end of the audio has nothing to say
-            seg_items = [AudioItem(item.key, np.ascontiguousarray(pieces[i])) for i in batch]
+            spans = {i: (int(segments[i][0] * SAMPLES_PER_MS), min(int(segments[i][1] * SAMPLES_PER_MS), item.length))
+                     for i in batch}
+            fbanks = {i: frames.segment(*spans[i]) if frames is not None else None for i in batch}
+            pieces = {i: item.read(*spans[i]) if fbanks[i] is None else None for i in batch}
+            batch = [i for i in batch if fbanks[i] is not None or len(pieces[i])]  # past the end of the audio: nothing
+            seg_items = [AudioItem(item.key, None if fbanks[i] is not None else np.ascontiguousarray(pieces[i]), fbank=fbanks[i])
+                         for i in batch]
             for i, res in zip(batch, self.asr(seg_items, opts.stream if getattr(self.asr, 'streaming', False) else opts.asr) if seg_items else []):
                 out[i] = res
         return out

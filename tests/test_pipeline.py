@@ -106,3 +106,27 @@ def test_long_file_stays_on_disk():
     assert recording.waveform is None and recording.length == sf.info(AUDIO / "pub_concat.wav").frames
     full = sf.read(AUDIO / "pub_concat.wav", dtype="float32")[0]
     np.testing.assert_array_equal(recording.read(12345, 67890), full[12345:67890])
+
+
+def test_fbank_is_computed_once_per_recording(bicif_chain, monkeypatch):
+    from funasr.fbank import Fbank
+
+    wav = AUDIO / "pub_concat.wav"
+    computed: list[int] = []
+    real = Fbank.__call__
+
+    def counting(self, samples):
+        frames = real(self, samples)
+        computed.append(len(frames))
+        return frames
+
+    monkeypatch.setattr(Fbank, "__call__", counting)
+    assert bicif_chain.pipeline.shares_fbank()
+    (once,) = bicif_chain.generate(input=str(wav), batch_size_s=60)
+    every_frame = 1 + (sf.info(str(wav)).frames - 400) // 160
+    assert sum(computed) == every_frame  # the VAD's frames, which ASR reuses
+    computed.clear()
+    monkeypatch.setattr(type(bicif_chain.pipeline), "shares_fbank", lambda self: False)
+    (twice,) = bicif_chain.generate(input=str(wav), batch_size_s=60)
+    assert sum(computed) > 1.5 * every_frame  # VAD, then ASR again on each segment
+    assert once == twice

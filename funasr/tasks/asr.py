@@ -37,6 +37,7 @@ class ASRTask:
     """Runs an ASR model over a batch of audio items."""
 
     kind: ClassVar[str] = "asr"
+    takes_fbank: ClassVar[bool] = True  # items may carry fbank frames instead of audio (AudioItem.fbank)
 
     def __init__(self, net: ASRNet, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
         self.net = net
@@ -75,7 +76,8 @@ class ASRTask:
         """One batch: features, model, text (and timestamps). Items with no frames give empty text."""
         with_ts = self.gives_timestamps(options)
         results = [self.empty(item.key, with_ts) for item in items]
-        per_item = [self.frontend.extract(item.waveform) for item in items]
+        per_item = [self.frontend.extract(item.waveform) if item.fbank is None else self.frontend.from_fbank(item.fbank)
+                    for item in items]
         live = [i for i, f in enumerate(per_item) if len(f)]
         if not live:
             return results
@@ -155,6 +157,7 @@ class StreamingASRTask(ASRTask):
     """
 
     streaming: ClassVar[bool] = True
+    takes_fbank: ClassVar[bool] = False
 
     def __init__(self, net: Any, frontend: Any, tokenizer: Any, cfg: dict[str, Any]) -> None:
         super().__init__(net, frontend, tokenizer, cfg)

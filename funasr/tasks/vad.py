@@ -38,10 +38,7 @@ class VADTask:
             raise OptionError(f"streaming VAD with cache= takes one input per call, got {len(items)}; call once per chunk")
         results = []
         for item in items:
-            streaming = options.is_streaming_input if options.is_streaming_input is not None else options.chunk_size < STREAMING_BELOW_MS
-            final = options.is_final if options.is_final is not None else not streaming
-            if isinstance(item.source, (str, Path)):  # a file or URL is a whole recording (as in the reference)
-                streaming, final = False, True
+            streaming, final = self.call_mode(item, options)
             cache = options.cache
             if cache is None:
                 stream = self.call_stream(options, streaming)
@@ -55,6 +52,14 @@ class VADTask:
             if final and cache is not None:
                 cache.clear()  # a finished stream leaves a clean cache for the next one
         return results
+
+    @staticmethod
+    def call_mode(item: AudioItem, options: VADCallOptions) -> tuple[bool, bool]:
+        """``(streaming, final)`` for one item of a call: events or whole segments, and whether its input ends here."""
+        if isinstance(item.source, (str, Path)):  # a file or URL is a whole recording (as in the reference)
+            return False, True
+        streaming = options.is_streaming_input if options.is_streaming_input is not None else options.chunk_size < STREAMING_BELOW_MS
+        return streaming, options.is_final if options.is_final is not None else not streaming
 
     def create_stream(self, chunk_ms: int = 200, streaming: bool = True, options: Optional[VADOptions] = None) -> VADStream:
         """A new stream cut into ``chunk_ms`` chunks: streaming events, or whole segments when ``streaming`` is False."""

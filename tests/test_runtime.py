@@ -17,7 +17,7 @@ from conftest import ALL_MODELS, AUDIO, PARITY, ROOT, RUNTIME, TOLERANCE_MS, aut
 sys.path.insert(0, str(RUNTIME))
 
 import funasr_onnx  # noqa: E402
-from funasr_onnx.int8 import cpu_has_vnni, session_source, signed_weights  # noqa: E402
+from funasr_onnx.int8 import cpu_has_vnni, int8_plan, narrow_weights, session_source, signed_weights  # noqa: E402
 from funasr.auto_model import AutoModel  # noqa: E402
 from funasr.errors import ModelNotFoundError  # noqa: E402
 
@@ -162,19 +162,51 @@ def test_int8_graphs_run_with_signed_weights_and_the_same_outputs(export_dirs, n
     assert signed_weights(model) == sum(n.op_type == "MatMulInteger" for n in model.graph.node) > 0
     weights = {t.name: t.data_type for t in model.graph.initializer}
     assert all(weights[n.input[1]] == weights[n.input[3]] == onnx.TensorProto.INT8 for n in model.graph.node if n.op_type == "MatMulInteger")
-    if name.startswith("ct_punc"):
-        feed = {"inputs": np.arange(1, 24, dtype=np.int32)[None], "text_lengths": np.array([23], dtype=np.int32)}
-    else:
-        feats, lens = auto(name).task.frontend([sf.read(AUDIO / "example.wav", dtype="float32")[0]])
-        feed = {"speech": feats, "speech_lengths": lens.astype(np.int32)}
+    feed = _int8_feed(name)
     original = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
     signed = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
     if cpu_has_vnni():  # u8 x s8 products add up in 32 bits: the very same numbers
         assert all(np.array_equal(a, b) for a, b in zip(original, signed))
-        assert isinstance(session_source(path, on_cpu=True), bytes)
-    else:  # elsewhere they may saturate: the runtime keeps the file as it is
-        assert session_source(path, on_cpu=True) == str(path)
+    # the graph a CPU gets: shifted (VNNI), 7-bit (other x86), the file (others); on a GPU always the file
+    assert isinstance(session_source(path, on_cpu=True, plan="shift"), bytes)
+    assert isinstance(session_source(path, on_cpu=True, plan="narrow"), bytes)
+    assert session_source(path, on_cpu=True, plan="keep") == str(path)
     assert session_source(path, on_cpu=False) == str(path)
+
+
+def _int8_feed(name: str) -> dict:
+    import numpy as np
+
+    if name.startswith("ct_punc"):
+        return {"inputs": np.arange(1, 24, dtype=np.int32)[None], "text_lengths": np.array([23], dtype=np.int32)}
+    feats, lens = auto(name).task.frontend([sf.read(AUDIO / "example.wav", dtype="float32")[0]])
+    return {"speech": feats, "speech_lengths": lens.astype(np.int32)}
+
+
+@pytest.mark.parametrize("name", ["paraformer_tiny", "bicif_paraformer_tiny", "ct_punc_tiny"])
+def test_int8_narrowed_weights_cannot_saturate_and_keep_the_outputs(export_dirs, name):
+    """The graph CPUs without VNNI get: every weight within [-64, 64], logits close to fp32, the same tokens."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    folder = Path(export_dirs[name])
+    model = onnx.load(str(folder / "model_quant.onnx"))
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
+    assert narrow_weights(model) == len(matmuls) > 0
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for n in matmuls:  # 255 * (64 + 64) < 32768: no pair of u8 x s8 products saturates a 16-bit sum
+        assert inits[n.input[1]].dtype == np.int8 and np.abs(inits[n.input[1]].astype(int)).max() <= 64
+        assert not inits[n.input[3]].any()
+    feed = _int8_feed(name)
+    fp32 = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    narrow = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    uint8 = ort.InferenceSession(str(folder / "model_quant.onnx"), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    cosine = float((fp32 * narrow).sum() / np.linalg.norm(fp32) / np.linalg.norm(narrow))
+    assert cosine >= 0.99
+    agree = np.mean(fp32.argmax(-1) == narrow.argmax(-1))
+    assert agree >= np.mean(fp32.argmax(-1) == uint8.argmax(-1)) - 0.05 and agree >= 0.8
 
 
 def test_vnni_is_read_from_the_cpu_flags(tmp_path):
@@ -184,7 +216,10 @@ def test_vnni_is_read_from_the_cpu_flags(tmp_path):
     old.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
     new.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
     assert not cpu_has_vnni(old) and not cpu_has_vnni(tmp_path / "missing")
-    assert cpu_has_vnni(new) == (platform.machine().lower() in ("x86_64", "amd64"))
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    assert cpu_has_vnni(new) == x86
+    assert (int8_plan(new), int8_plan(old)) == (("shift", "narrow") if x86 else ("keep", "keep"))
+    assert int8_plan(tmp_path / "missing") == "keep"
 
 
 def test_same_results_from_several_threads(export_dirs):

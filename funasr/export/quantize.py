@@ -1,11 +1,10 @@
 """int8 dynamic quantisation of an exported ONNX graph with the reference's settings.
 
-The reference stores MatMul weights as uint8 (``weight_type="uint8"``, the default here).
-onnxruntime's fast int8 kernels (AVX512-VNNI, AMX) multiply uint8 activations by *int8*
-weights; ``funasr_onnx`` shifts uint8 weights to int8 when it loads such a file on these CPUs
-(exact, see runtime/python/funasr_onnx/int8.py), and ``weight_type="int8"`` writes int8 weights
-for other runtimes. Older x86 CPUs without VNNI may saturate with int8 weights (onnxruntime's
-quantisation notes).
+The reference stores MatMul weights as uint8 (``weight_type="uint8"``, the default here), which
+onnxruntime runs with generic u8 x u8 kernels. ``funasr_onnx`` rewrites them when it loads such a
+file for the CPU at hand (runtime/python/funasr_onnx/int8.py): shifted to int8 on CPUs with VNNI /
+AMX (exact), re-quantised to 7-bit int8 on other x86 CPUs, whose u8 x s8 kernels would saturate
+with full-range int8 weights. ``weight_type="int8"`` writes int8 weights for other runtimes.
 """
 from __future__ import annotations
 

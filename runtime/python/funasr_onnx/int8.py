@@ -1,12 +1,19 @@
-"""Run FunASR's int8 graphs (uint8 MatMul weights) on onnxruntime's fast uint8 x int8 kernels, with the same results.
+"""Run int8 graphs (MatMulInteger, as ``quantize_dynamic`` writes them) on each x86 CPU's fastest exact kernels.
 
-FunASR quantises MatMul weights to uint8, and onnxruntime multiplies uint8 activations by
-uint8 weights with generic kernels; its VNNI / AMX kernels take int8 weights. A uint8 weight
-``w`` with zero point ``z`` stands for ``w - z``, which is also ``(w - 128) - (z - 128)``:
-storing both shifted as int8 leaves every integer product, and so every output, unchanged,
-and the MatMuls run several times faster (docs/benchmarks.md). CPUs without VNNI add uint8
-x int8 pairs in 16 bits, which can saturate (onnxruntime's quantisation notes), so the
-graph is only rewritten where the CPU has VNNI or AMX.
+onnxruntime multiplies uint8 activations by int8 weights with fast kernels and uint8 by uint8
+with generic ones, which is what FunASR's uint8-weight files get. Which int8 weights are exact
+depends on the CPU (/proc/cpuinfo flags, read once at load):
+
+- VNNI / AMX (``avx512_vnni``, ``avx_vnni``, ``amx_int8``): u8 x s8 products add up in 32 bits.
+  A uint8 weight ``w`` with zero point ``z`` stands for ``w - z``, which is also
+  ``(w - 128) - (z - 128)``: both are shifted to int8, every integer product and output is the
+  same as the file's, and the MatMuls run several times faster ("shift").
+- Other x86 CPUs (AVX2, AVX-512 without VNNI): the u8 x s8 kernels add pairs of products in
+  16 bits and saturate when ``|w1| + |w2| > 128`` (a uint8 activation is up to 255). Each weight
+  column is re-quantised to int8 within [-64, 64] (7 bits, what ``reduce_range`` gives), its
+  scale multiplied to match: no pair can saturate, at the cost of one bit of weight precision
+  ("narrow"). Checked under an emulated AVX2 CPU with benchmarks/int8_kernels.py.
+- Other CPUs (ARM: dot-product instructions take uint8 as they are): the file as it is ("keep").
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ import logging
 import platform
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -22,21 +29,32 @@ log = logging.getLogger(__name__)
 
 # /proc/cpuinfo flags of x86 CPUs whose uint8 x int8 dot products accumulate in 32 bits.
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+NARROW_LIMIT = 64  # |int8 weight| at most this: 255 * (64 + 64) fits in int16
 
 
 @lru_cache(maxsize=None)
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> Optional[frozenset]:
+    """The flags of an x86 CPU (from ``cpuinfo``, Linux), or None on other CPUs or where they cannot be read."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not cpuinfo.is_file():
+        return None
+    return frozenset(next((line.split(":", 1)[1].split() for line in cpuinfo.open() if line.startswith("flags")), []))
+
+
 def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this x86 CPU has AVX512-VNNI, AVX-VNNI or AMX-INT8 (read from ``cpuinfo``, Linux only)."""
-    if platform.machine().lower() not in ("x86_64", "amd64") or not cpuinfo.is_file():
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.open() if line.startswith("flags")), [])
-    return any(f in flags for f in VNNI_FLAGS)
+    return any(f in (cpu_flags(cpuinfo) or ()) for f in VNNI_FLAGS)
 
 
-def signed_weights(model: Any) -> int:
-    """Shift the uint8 weights and zero points of ``model``'s MatMulInteger nodes to int8, in place; returns how many."""
-    from onnx import TensorProto, numpy_helper
+def int8_plan(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """How this CPU runs int8 weights: ``"shift"`` (VNNI / AMX), ``"narrow"`` (other x86) or ``"keep"``."""
+    flags = cpu_flags(cpuinfo)
+    if flags is None:
+        return "keep"
+    return "shift" if any(f in flags for f in VNNI_FLAGS) else "narrow"
 
+
+def _weights(model: Any) -> list[tuple[Any, Any, Any]]:
+    """``(node, weight, zero point)`` initializers of each MatMulInteger whose weight side no other node reads."""
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     uses: dict[str, int] = {}
@@ -45,29 +63,99 @@ def signed_weights(model: Any) -> int:
             uses[name] = uses.get(name, 0) + 1
     for name in [o.name for o in graph.output] + [i.name for i in graph.input]:
         uses[name] = uses.get(name, 0) + 1
-    done = 0
+    out = []
     for node in graph.node:
         if node.op_type != "MatMulInteger" or len(node.input) < 4:
             continue
         names = (node.input[1], node.input[3])
-        if not all(n in inits and inits[n].data_type == TensorProto.UINT8 and uses[n] == 1 for n in names):
-            continue  # activations, int8 already, or a weight another node also reads
-        for name in names:
-            shifted = numpy_helper.to_array(inits[name]).astype(np.int16) - 128
-            inits[name].CopyFrom(numpy_helper.from_array(shifted.astype(np.int8), name))
+        if all(n in inits and uses[n] == 1 for n in names):
+            out.append((node, inits[names[0]], inits[names[1]]))
+    return out
+
+
+def signed_weights(model: Any) -> int:
+    """Shift the uint8 weights and zero points of ``model``'s MatMulInteger nodes to int8, in place; returns how many."""
+    from onnx import TensorProto, numpy_helper
+
+    done = 0
+    for _, weight, zero in _weights(model):
+        if weight.data_type != TensorProto.UINT8 or zero.data_type != TensorProto.UINT8:
+            continue  # int8 already
+        for init in (weight, zero):
+            shifted = numpy_helper.to_array(init).astype(np.int16) - 128
+            init.CopyFrom(numpy_helper.from_array(shifted.astype(np.int8), init.name))
         done += 1
     return done
 
 
-def session_source(path: Path, on_cpu: bool) -> Union[str, bytes]:
-    """What to open ``path`` from: the file, or its bytes with signed int8 weights when that is exact and faster here."""
-    if not on_cpu or not cpu_has_vnni():
+def _weight_scale(node: Any, columns: int, inits: dict[str, Any], readers: dict[str, list[Any]],
+                  producer: dict[str, Any]) -> Optional[Any]:
+    """The initializer holding the per-column (or single) scale of ``node``'s weight: MatMulInteger -> Cast ->
+    Mul(·, Mul(activation scale, weight scale)), as ``quantize_dynamic`` writes it; None for another layout."""
+    cast = readers.get(node.output[0], [])
+    if len(cast) != 1 or cast[0].op_type != "Cast":
+        return None
+    mul = readers.get(cast[0].output[0], [])
+    if len(mul) != 1 or mul[0].op_type != "Mul":
+        return None
+    other = [i for i in mul[0].input if i != cast[0].output[0]]
+    scales = producer.get(other[0]) if len(other) == 1 else None
+    if scales is None or scales.op_type != "Mul":
+        return None
+    found = [inits[i] for i in scales.input if i in inits and len(readers[i]) == 1]
+    if len(found) != 1 or int(np.prod(found[0].dims)) not in (1, columns):
+        return None
+    return found[0]
+
+
+def narrow_weights(model: Any) -> int:
+    """Re-quantise ``model``'s MatMulInteger weights to int8 within [-64, 64] per column, scales adjusted, in place.
+
+    Columns already within range keep their integers (shifted to zero point 0). Returns how many MatMuls changed.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for name in n.input:
+            readers.setdefault(name, []).append(n)
+    done = 0
+    for node, weight, zero in _weights(model):
+        w = numpy_helper.to_array(weight).astype(np.int32)  # (K, N)
+        if w.ndim != 2:
+            continue
+        scale_init = _weight_scale(node, w.shape[1], inits, readers, producer)
+        if scale_init is None:
+            continue
+        centred = w - numpy_helper.to_array(zero).astype(np.int32)  # zero point: per column (N,) or one
+        peak = np.abs(centred).max(axis=0)  # (N,)
+        scale = numpy_helper.to_array(scale_init).astype(np.float32)
+        if scale.size == 1:  # one scale for the whole weight: one factor too
+            peak = np.full_like(peak, peak.max())
+        factor = np.maximum(peak, NARROW_LIMIT) / NARROW_LIMIT  # (N,) >= 1: 1 where the column fits already
+        narrowed = np.round(centred / factor).astype(np.int8)
+        new_scale = (scale * (factor if scale.size > 1 else factor[:1])).astype(np.float32).reshape(scale.shape)
+        weight.CopyFrom(numpy_helper.from_array(narrowed, weight.name))
+        zero.CopyFrom(numpy_helper.from_array(np.zeros(numpy_helper.to_array(zero).shape, np.int8), zero.name))
+        scale_init.CopyFrom(numpy_helper.from_array(new_scale, scale_init.name))
+        done += 1
+    return done
+
+
+def session_source(path: Path, on_cpu: bool, plan: Optional[str] = None) -> Union[str, bytes]:
+    """What to open ``path`` from: the file, or its bytes with int8 weights fit for this CPU's kernels (``int8_plan``)."""
+    plan = plan or int8_plan()
+    if not on_cpu or plan == "keep":
         return str(path)
     import onnx
 
     model = onnx.load(str(path))
-    count = signed_weights(model)
+    count = signed_weights(model) if plan == "shift" else narrow_weights(model)
     if not count:
         return str(path)
-    log.info("%s: %d uint8 MatMul weights shifted to int8 for this CPU's VNNI kernels", path.name, count)
+    log.info("%s: %d MatMul weights %s for this CPU's u8 x s8 kernels", path.name, count,
+             "shifted to int8" if plan == "shift" else "re-quantised to 7-bit int8")
     return model.SerializeToString()

@@ -11,7 +11,8 @@ them). Each engine and thread count runs in a fresh process.
 
 - 8 s clip: ASR alone on one 8 s utterance, best of ``--repeat`` after a warm-up; RTF = time / 8 s.
 - pipeline: ``generate(recording, batch_size_s=300)`` with VAD and punctuation on a
-  ``--minutes`` recording made of the fixture clips with gaps; one timed run.
+  ``--minutes`` recording made of the fixture clips with gaps; one timed run. Peak RSS: the
+  worker process's ``ru_maxrss`` (models loaded, clip and pipeline run).
 
 With ``--reference-python PATH`` (an interpreter with FunASR's ``funasr-onnx`` package) a second
 table runs FunASR's own onnxruntime ``Paraformer`` on the same exported folder and 8 s clip.
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import (  # noqa: E402
-    ROOT, SPEC_CONFIGS, best_time, long_recording, random_model_dir, side_by_side, table, write_recording,
+    ROOT, SPEC_CONFIGS, best_time, long_recording, peak_rss_mb, random_model_dir, side_by_side, table, write_recording,
 )
 
 RUNTIME = ROOT / "runtime" / "python"
@@ -67,7 +68,7 @@ def worker(engine: str, threads: int, models: dict[str, str], recording: str, re
     (result,) = chain.generate(recording, batch_size_s=300)
     wall = time.perf_counter() - start
     return {"clip_rtf": clip_rtf, "clip_text": clip_text, "wall": wall, "audio": sf.info(recording).duration,
-            "chars": len(result["text"])}
+            "chars": len(result["text"]), "rss_mb": peak_rss_mb()}
 
 
 def run_worker(engine: str, threads: int, models: dict[str, str], recording: Path, repeat: int) -> dict:
@@ -137,10 +138,11 @@ def main() -> None:
         pipe_rtf = r["wall"] / r["audio"]
         speedup = f"{base['clip_rtf'] / r['clip_rtf']:.2f}x" if base else "-"
         pipe_speedup = f"{base['wall'] / r['wall']:.2f}x" if base else "-"
-        rows.append([engine, threads, f"{r['clip_rtf']:.4f}", speedup, f"{pipe_rtf:.4f}", pipe_speedup, r["chars"]])
+        rows.append([engine, threads, f"{r['clip_rtf']:.4f}", speedup, f"{pipe_rtf:.4f}", pipe_speedup, f"{r['rss_mb']:.0f}",
+                     r["chars"]])
     print("Paraformer-large (random weights, 220 M parameters), CPU")
     print(table(rows, ["engine", "threads", "8 s clip RTF", "vs pytorch", f"{args.minutes:g} min pipeline RTF",
-                       "vs pytorch", "output chars"]))
+                       "vs pytorch", "peak RSS MiB", "output chars"]))
     if args.reference_python:
         print("\nSide by side with FunASR's funasr_onnx on the same folder (FunASR's uint8 model_quant.onnx), 8 s clip:")
         print(compare_with_reference(results, folders["uint8"]["asr"], args))

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +27,9 @@ TOLERANCE_MS = 20  # times (segments, tokens, sentences) agree with the referenc
 ASR_MODELS = ["paraformer_tiny", "bicif_paraformer_tiny", "seaco_paraformer_tiny", "contextual_paraformer_tiny"]
 PUNC_MODELS = ["ct_punc_tiny", "ct_punc_jieba_tiny"]
 ALL_MODELS = ["fsmn-vad", *ASR_MODELS, *PUNC_MODELS]
+
+# funasr_onnx writes its CPU-specific int8 copies here, not into the home folder (subprocesses inherit it).
+os.environ.setdefault("FUNASR_ONNX_CACHE", tempfile.mkdtemp(prefix="funasr-onnx-cache-"))
 
 
 def parity_path(rel: str) -> Path:

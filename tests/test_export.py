@@ -405,3 +405,18 @@ def test_hydra_style_arguments():
         "--model", "x", "--quantize", "--output-dir", "o",
     ]
     assert from_hydra_style(["++quantize=false", "--type", "onnx"]) == ["--no-quantize", "--type", "onnx"]
+
+
+def test_large_embedding_tables_are_stored_in_8_bits(export_root, tmp_path):
+    from funasr.export.quantize import quantize_onnx
+
+    src = exported(export_root, "ct_punc_tiny") / "model.onnx"
+    dst = quantize_onnx(src, tmp_path / "model_quant.onnx", large_table=1000)  # the tiny table counts as large here
+    inits = {i.name: i for i in onnx.load(str(dst)).graph.initializer}
+    assert inits["embed.weight_quantized"].data_type == onnx.TensorProto.UINT8 and "embed.weight" not in inits
+    default = {i.name for i in onnx.load(str(exported(export_root, "ct_punc_tiny") / "model_quant.onnx")).graph.initializer}
+    assert "embed.weight" in default  # a small table stays float
+    feed = {"inputs": np.arange(1, 24, dtype=np.int32)[None], "text_lengths": np.array([23], dtype=np.int32)}
+    want = ort.InferenceSession(str(src)).run(None, feed)[0]
+    got = ort.InferenceSession(str(dst)).run(None, feed)[0]
+    assert cosine(got, want) >= 0.99 and (got.argmax(-1) == want.argmax(-1)).mean() >= 0.9

@@ -152,12 +152,14 @@ def test_int8_chain_runs(export_dirs):
 
 
 @pytest.mark.parametrize("name", ["bicif_paraformer_tiny", "ct_punc_tiny"])
-def test_int8_graphs_run_with_signed_weights_and_the_same_outputs(export_dirs, name):
+def test_int8_graphs_run_with_signed_weights_and_the_same_outputs(export_dirs, name, tmp_path, monkeypatch):
     import numpy as np
     import onnx
     import onnxruntime as ort
 
     path = Path(export_dirs[name]) / "model_quant.onnx"
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FUNASR_ONNX_CACHE", str(cache))
     model = onnx.load(str(path))
     assert signed_weights(model) == sum(n.op_type == "MatMulInteger" for n in model.graph.node) > 0
     weights = {t.name: t.data_type for t in model.graph.initializer}
@@ -168,10 +170,11 @@ def test_int8_graphs_run_with_signed_weights_and_the_same_outputs(export_dirs, n
     if cpu_has_vnni():  # u8 x s8 products add up in 32 bits: the very same numbers
         assert all(np.array_equal(a, b) for a, b in zip(original, signed))
     # the graph a CPU gets: shifted (VNNI), 7-bit (other x86), the file (others); on a GPU always the file
-    assert isinstance(session_source(path, on_cpu=True, plan="shift"), bytes)
-    assert isinstance(session_source(path, on_cpu=True, plan="narrow"), bytes)
-    assert session_source(path, on_cpu=True, plan="keep") == str(path)
-    assert session_source(path, on_cpu=False) == str(path)
+    shifted, narrowed = (session_source(path, on_cpu=True, plan=p) for p in ("shift", "narrow"))
+    assert Path(shifted).parent == Path(narrowed).parent == cache and shifted != narrowed
+    assert all(np.array_equal(a, b) for a, b in zip(signed, ort.InferenceSession(shifted).run(None, feed)))
+    assert session_source(path, on_cpu=True, plan="shift") == shifted  # written once, then read
+    assert session_source(path, on_cpu=True, plan="keep") == session_source(path, on_cpu=False) == str(path)
 
 
 def _int8_feed(name: str) -> dict:

@@ -17,11 +17,13 @@ depends on the CPU (/proc/cpuinfo flags, read once at load):
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import platform
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 # /proc/cpuinfo flags of x86 CPUs whose uint8 x int8 dot products accumulate in 32 bits.
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 NARROW_LIMIT = 64  # |int8 weight| at most this: 255 * (64 + 64) fits in int16
+REWRITE_VERSION = 1  # part of the cache key: raise it when the rewrites change
 
 
 @lru_cache(maxsize=None)
@@ -145,17 +148,35 @@ def narrow_weights(model: Any) -> int:
     return done
 
 
-def session_source(path: Path, on_cpu: bool, plan: Optional[str] = None) -> Union[str, bytes]:
-    """What to open ``path`` from: the file, or its bytes with int8 weights fit for this CPU's kernels (``int8_plan``)."""
+def session_source(path: Path, on_cpu: bool, plan: Optional[str] = None) -> str:
+    """The file to open for ``path``: itself, or a copy with int8 weights fit for this CPU's kernels (``int8_plan``).
+
+    The copy is written once to the cache folder (``$FUNASR_ONNX_CACHE``, else ``~/.cache/funasr_onnx``),
+    keyed by the file's path, size, time and the plan, so later loads read it like any file (a model
+    rewritten in memory and opened from bytes holds three copies at once: ~700 MB for Paraformer-large).
+    """
     plan = plan or int8_plan()
     if not on_cpu or plan == "keep":
         return str(path)
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{plan}|{REWRITE_VERSION}".encode()).hexdigest()
+    cached = Path(os.environ.get("FUNASR_ONNX_CACHE") or Path.home() / ".cache" / "funasr_onnx") / f"{path.stem}.{plan}.{key[:16]}.onnx"
+    if cached.is_file():
+        return str(cached)
     import onnx
 
     model = onnx.load(str(path))
     count = signed_weights(model) if plan == "shift" else narrow_weights(model)
     if not count:
         return str(path)
-    log.info("%s: %d MatMul weights %s for this CPU's u8 x s8 kernels", path.name, count,
-             "shifted to int8" if plan == "shift" else "re-quantised to 7-bit int8")
-    return model.SerializeToString()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}.part")
+        onnx.save(model, str(partial))
+        os.replace(partial, cached)
+    except OSError as e:
+        log.warning("cannot write the int8 copy of %s to %s (%s): using the file as it is", path, cached.parent, e)
+        return str(path)
+    log.info("%s: %d MatMul weights %s for this CPU's u8 x s8 kernels (%s)", path.name, count,
+             "shifted to int8" if plan == "shift" else "re-quantised to 7-bit int8", cached)
+    return str(cached)

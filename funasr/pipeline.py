@@ -1,13 +1,14 @@
 """VAD -> ASR -> punctuation over long audio: batching by seconds, merging, sentences (torch-free)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from funasr.audio import AudioItem, Recording, TextItem
 from funasr.options import GenerateOptions, VADCallOptions
+from funasr.planner import cost_model, plan_batches
 from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
 
 if TYPE_CHECKING:
@@ -30,20 +31,6 @@ def merge_segments(segments: list[list[int]], max_ms: float) -> list[list[int]]:
             begin = t
     out.append([begin, bounds[-1]])
     return out
-
-
-def pack_batches(durations: list[int], budget_ms: float, threshold_ms: float) -> Iterator[list[int]]:
-    """Indices of segments sorted by length, packed so each batch's padded length stays within budget."""
-    order = sorted(range(len(durations)), key=lambda i: durations[i])
-    batch: list[int] = []
-    for i in order:
-        longest = durations[i]  # ascending order: the newcomer is the longest
-        if batch and (longest * (len(batch) + 1) > budget_ms or longest >= threshold_ms):
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
 
 
 class FbankFrames:
@@ -147,8 +134,10 @@ class Pipeline:
         """ASR on every segment, batched by length (from the VAD's ``frames`` where they serve); results in segment order."""
         durations = [int(e) - int(s) for s, e in segments]
         budget = max(1000 * opts.pipeline.batch_size_s, min(durations, default=1), 1)
+        streaming = getattr(self.asr, "streaming", False)
+        model = cost_model(self.asr) if len(segments) > 1 and not streaming else None
         out: list[dict] = [{}] * len(segments)
-        batches = list(pack_batches(durations, budget, 1000 * opts.pipeline.batch_size_threshold_s))
+        batches = plan_batches(durations, budget, 1000 * opts.pipeline.batch_size_threshold_s, model)
         show = not opts.run.disable_pbar and len(batches) > 1
         for batch in tqdm(batches, desc=f"{item.key} segments", disable=not show, leave=False):
             spans = {i: (int(segments[i][0] * SAMPLES_PER_MS), min(int(segments[i][1] * SAMPLES_PER_MS), item.length))
@@ -158,6 +147,6 @@ class Pipeline:
             batch = [i for i in batch if fbanks[i] is not None or len(pieces[i])]  # past the end of the audio: nothing
             seg_items = [AudioItem(item.key, None if fbanks[i] is not None else np.ascontiguousarray(pieces[i]), fbank=fbanks[i])
                          for i in batch]
-            for i, res in zip(batch, self.asr(seg_items, opts.stream if getattr(self.asr, 'streaming', False) else opts.asr) if seg_items else []):
+            for i, res in zip(batch, self.asr(seg_items, opts.stream if streaming else opts.asr) if seg_items else []):
                 out[i] = res
         return out

@@ -7,6 +7,7 @@ the option object of its kind (``funasr.options``).
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import nullcontext
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -15,7 +16,8 @@ from tqdm.auto import tqdm
 from funasr.audio import AudioItem, TextItem, collect_sources, decode_source, open_recording, text_sources
 from funasr.errors import FunASRError, OptionError
 from funasr.options import DEFAULTABLE, GenerateOptions, PuncOptions
-from funasr.pipeline import Pipeline
+from funasr.pipeline import SAMPLES_PER_MS, Pipeline
+from funasr.planner import cost_model, plan_batches
 from funasr.writers import OutputWriter
 
 log = logging.getLogger(__name__)
@@ -122,8 +124,20 @@ class Runner:
         """One batch through the main task, then punctuation."""
         if self.kind == "vad":
             return self.task(items, opts.vad)
-        results = self.task(items, opts.stream if self.streaming else opts.asr)
+        results = self.task(items, opts.stream) if self.streaming else self.recognize_planned(items, opts)
         return self.punctuate(results, opts.punc) if self.punc_task is not None else results
+
+    def recognize_planned(self, items: list[AudioItem], opts: GenerateOptions) -> list[dict]:
+        """``batch_size`` inputs through the ASR task in the batches planned for this CPU (one batch on a GPU)."""
+        model = cost_model(self.task) if len(items) > 1 else None
+        if model is None:
+            return self.task(items, opts.asr)
+        results: list[dict] = [{}] * len(items)
+        durations = [len(item.waveform) // SAMPLES_PER_MS for item in items]
+        for batch in plan_batches(durations, math.inf, math.inf, model):
+            for i, result in zip(batch, self.task([items[i] for i in batch], opts.asr)):
+                results[i] = result
+        return results
 
     def punctuate(self, results: list[dict], options: PuncOptions) -> list[dict]:
         """Replace each result's text by its punctuated text (``raw_text`` kept on request)."""

@@ -1,5 +1,6 @@
 """The pipeline's pure parts: merging, batching, text joining and sentences."""
-from funasr.pipeline import merge_segments, pack_batches
+from funasr.pipeline import merge_segments
+from funasr.planner import pack_batches
 from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
 
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import resource
 import shutil
+import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import soundfile as sf
@@ -62,6 +63,20 @@ def random_model_dir(config_yaml: Path, out: Path, vocab_size: int, seed: int = 
     model = registry.lookup(cfg["model"]).from_config(cfg, input_size=input_size, vocab_size=vocab_size)
     torch.save(model.state_dict(), out / "model.pt")
     return out
+
+
+def load_chain(engine: str, models: dict, threads: int) -> Any:
+    """VAD -> ASR -> punctuation: ``funasr.AutoModel`` ("pytorch") or ``funasr_onnx.AutoModel`` (int8 unless "onnx-fp32")."""
+    if engine == "pytorch":
+        from funasr import AutoModel
+
+        return AutoModel(model=models["asr"], vad_model=models["vad"], punc_model=models["punc"], device="cpu",
+                         ncpu=threads, disable_pbar=True)
+    sys.path.insert(0, str(ROOT / "runtime" / "python"))
+    import funasr_onnx
+
+    return funasr_onnx.AutoModel(model=models["asr"], vad_model=models["vad"], punc_model=models["punc"],
+                                 intra_op_num_threads=threads, quantize=engine != "onnx-fp32", disable_pbar=True)
 
 
 def peak_rss_mb() -> float:

@@ -35,9 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import ROOT, SPEC_CONFIGS, random_model_dir, side_by_side, table, write_recording  # noqa: E402
+from common import ROOT, SPEC_CONFIGS, load_chain, random_model_dir, side_by_side, table, write_recording  # noqa: E402
 
-RUNTIME = ROOT / "runtime" / "python"
 SETTINGS = ("1", "20", "60", "300", "auto")
 
 
@@ -54,17 +53,7 @@ def plan_worker(engine: str, models: dict, wav: str, threads: int, repeat: int) 
     import funasr.pipeline as pipeline
     from funasr.planner import cost_model
 
-    if engine == "pytorch":
-        from funasr import AutoModel
-
-        chain = AutoModel(model=models["asr"], vad_model=models["vad"], punc_model=models["punc"], device="cpu",
-                          ncpu=threads, disable_pbar=True)
-    else:
-        sys.path.insert(0, str(RUNTIME))
-        import funasr_onnx
-
-        chain = funasr_onnx.AutoModel(model=models["asr"], vad_model=models["vad"], punc_model=models["punc"],
-                                      intra_op_num_threads=threads, quantize=True, disable_pbar=True)
+    chain = load_chain(engine, models, threads)
     start = time.perf_counter()
     model = cost_model(chain.task)
     calibration = time.perf_counter() - start
@@ -136,7 +125,7 @@ def main() -> None:
             if not wav.is_file():
                 write_recording(wav, minutes * 60)
             print(f"{minutes:g}-minute recording, {args.threads[0]} threads, {cpu_name()}")
-            folders = {"pytorch": {k: str(v) for k, v in models.items()}, "onnx int8": exported}
+            folders = {"pytorch": {k: str(v) for k, v in models.items()}, "onnx-int8": exported}
             print(plan_table(folders, wav, minutes * 60, args.threads[0], args.repeat))
             print(f"(load average after: {os.getloadavg()[0]:.1f})")
         return

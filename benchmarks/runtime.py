@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import (  # noqa: E402
-    ROOT, SPEC_CONFIGS, best_time, long_recording, peak_rss_mb, random_model_dir, side_by_side, table, write_recording,
+    ROOT, SPEC_CONFIGS, best_time, load_chain, long_recording, peak_rss_mb, random_model_dir, side_by_side, table,
+    write_recording,
 )
 
-RUNTIME = ROOT / "runtime" / "python"
 ENGINES = ("pytorch", "onnx-fp32", "onnx-int8", "onnx-int8-s8")
 WEIGHT_TYPES = {"onnx-fp32": "uint8", "onnx-int8": "uint8", "onnx-int8-s8": "int8"}
 CLIP_SECONDS = 8.0
@@ -50,17 +50,7 @@ def worker(engine: str, threads: int, models: dict[str, str], recording: str, re
 
     from funasr.audio import AudioItem
 
-    if engine == "pytorch":
-        from funasr import AutoModel
-
-        chain = AutoModel(model=models["asr"], vad_model=models["vad"], punc_model=models["punc"], device="cpu",
-                          ncpu=threads, disable_pbar=True)
-    else:
-        sys.path.insert(0, str(RUNTIME))
-        import funasr_onnx
-
-        chain = funasr_onnx.AutoModel(model=models["asr"], vad_model=models["vad"], punc_model=models["punc"],
-                                      intra_op_num_threads=threads, quantize=engine != "onnx-fp32", disable_pbar=True)
+    chain = load_chain(engine, models, threads)
     clip = [AudioItem("clip", long_recording(CLIP_SECONDS, seed=1))]
     clip_rtf = best_time(lambda: chain.task(clip), repeat) / CLIP_SECONDS
     clip_text = chain.task(clip)[0]["text"]

@@ -50,8 +50,9 @@ def cpu_name() -> str:
 
 def plan_worker(engine: str, models: dict, wav: str, threads: int, repeat: int) -> dict:
     """Every setting of SETTINGS on one chain in this process, alternated ``repeat`` times: best wall time of each."""
-    import funasr.pipeline as pipeline
-    from funasr.planner import cost_model
+    from funasr import planner
+
+    cost_model = planner.cost_model
 
     chain = load_chain(engine, models, threads)
     start = time.perf_counter()
@@ -61,7 +62,7 @@ def plan_worker(engine: str, models: dict, wav: str, threads: int, repeat: int) 
     texts: dict[str, str] = {}
     for r in range(repeat):
         for setting in SETTINGS[r % len(SETTINGS):] + SETTINGS[: r % len(SETTINGS)]:
-            pipeline.cost_model = cost_model if setting == "auto" else (lambda task: None)  # None: greedy packing
+            planner.cost_model = cost_model if setting == "auto" else (lambda task: None)  # None: greedy packing
             start = time.perf_counter()
             (result,) = chain.generate(wav, batch_size_s=300 if setting == "auto" else float(setting))
             best[setting] = min(best.get(setting, float("inf")), time.perf_counter() - start)

@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from funasr.audio import AudioItem, Recording, TextItem
 from funasr.options import GenerateOptions, VADCallOptions
-from funasr.planner import cost_model, plan_batches
+from funasr.planner import plan_for
 from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
 
 if TYPE_CHECKING:
@@ -135,9 +135,8 @@ class Pipeline:
         durations = [int(e) - int(s) for s, e in segments]
         budget = max(1000 * opts.pipeline.batch_size_s, min(durations, default=1), 1)
         streaming = getattr(self.asr, "streaming", False)
-        model = cost_model(self.asr) if len(segments) > 1 and not streaming else None
         out: list[dict] = [{}] * len(segments)
-        batches = plan_batches(durations, budget, 1000 * opts.pipeline.batch_size_threshold_s, model)
+        batches = plan_for(self.asr, durations, budget, 1000 * opts.pipeline.batch_size_threshold_s)
         show = not opts.run.disable_pbar and len(batches) > 1
         for batch in tqdm(batches, desc=f"{item.key} segments", disable=not show, leave=False):
             spans = {i: (int(segments[i][0] * SAMPLES_PER_MS), min(int(segments[i][1] * SAMPLES_PER_MS), item.length))

@@ -91,6 +91,14 @@ def plan_batches(durations: list[int], budget_ms: float, threshold_ms: float, mo
     return batches[::-1]
 
 
+def plan_for(task: Any, durations: list[int], budget_ms: float = math.inf, threshold_ms: float = math.inf) -> list[list[int]]:
+    """``plan_batches`` for ``task``'s network (calibrated on first use, only when some batch could hold two inputs)."""
+    greedy = list(pack_batches(durations, budget_ms, threshold_ms))
+    if all(len(b) == 1 for b in greedy) or getattr(task, "streaming", False):
+        return greedy
+    return plan_batches(durations, budget_ms, threshold_ms, cost_model(task))
+
+
 ONE_AT_A_TIME = CostModel(call_s=0.0, frame_s=1.0, pair_s=0.0, max_frames=0, frame_ms=1.0)  # no batch fits
 _MODELS: dict[tuple, Optional[CostModel]] = {}
 _LOCK = threading.Lock()

@@ -7,7 +7,6 @@ the option object of its kind (``funasr.options``).
 from __future__ import annotations
 
 import logging
-import math
 from contextlib import nullcontext
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -17,7 +16,7 @@ from funasr.audio import AudioItem, TextItem, collect_sources, decode_source, op
 from funasr.errors import FunASRError, OptionError
 from funasr.options import DEFAULTABLE, GenerateOptions, PuncOptions
 from funasr.pipeline import SAMPLES_PER_MS, Pipeline
-from funasr.planner import cost_model, plan_batches
+from funasr.planner import plan_for
 from funasr.writers import OutputWriter
 
 log = logging.getLogger(__name__)
@@ -129,12 +128,8 @@ class Runner:
 
     def recognize_planned(self, items: list[AudioItem], opts: GenerateOptions) -> list[dict]:
         """``batch_size`` inputs through the ASR task in the batches planned for this CPU (one batch on a GPU)."""
-        model = cost_model(self.task) if len(items) > 1 else None
-        if model is None:
-            return self.task(items, opts.asr)
         results: list[dict] = [{}] * len(items)
-        durations = [len(item.waveform) // SAMPLES_PER_MS for item in items]
-        for batch in plan_batches(durations, math.inf, math.inf, model):
+        for batch in plan_for(self.task, [len(item.waveform) // SAMPLES_PER_MS for item in items]):
             for i, result in zip(batch, self.task([items[i] for i in batch], opts.asr)):
                 results[i] = result
         return results

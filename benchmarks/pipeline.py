@@ -58,6 +58,7 @@ def plan_worker(engine: str, models: dict, wav: str, threads: int, repeat: int) 
     start = time.perf_counter()
     model = cost_model(chain.task)
     calibration = time.perf_counter() - start
+    print(engine, f"calibration {calibration:.2f} s", model, file=sys.stderr, flush=True)
     best: dict[str, float] = {}
     texts: dict[str, str] = {}
     for r in range(repeat):

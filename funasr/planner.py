@@ -120,7 +120,8 @@ def cost_model(task: Any) -> Optional[CostModel]:
     with _LOCK:  # one calibration at a time: two at once would time each other
         if key not in _MODELS:
             width = widest_layer(task.cfg)
-            _MODELS[key] = calibrate(net, task.frontend.output_size(), frame_ms(task.frontend), key[-1], width)
+            bias = task.hotword_bias(None) if hasattr(task, "hotword_bias") else None  # what a call without hotwords uses
+            _MODELS[key] = calibrate(net, bias, task.frontend.output_size(), frame_ms(task.frontend), key[-1], width)
         return _MODELS[key]
 
 
@@ -172,7 +173,7 @@ def cache_bytes(threads: int) -> int:
     return levels[top] + threads * levels.get(top - 1, 0)
 
 
-def calibrate(net: Any, feat_dim: int, ms_per_frame: float, threads: int, width: int) -> CostModel:
+def calibrate(net: Any, bias: Any, feat_dim: int, ms_per_frame: float, threads: int, width: int) -> CostModel:
     """Time ``net.recognize`` on a short input, a batch of short ones and one long one (best of two): a ``CostModel``."""
     rng = np.random.default_rng(0)
     short, k = CALIBRATION_FRAMES, CALIBRATION_BATCH
@@ -180,7 +181,7 @@ def calibrate(net: Any, feat_dim: int, ms_per_frame: float, threads: int, width:
     def timed(count: int, frames: int) -> float:
         feats = rng.standard_normal((count, frames, feat_dim), dtype=np.float32)
         start = time.perf_counter()
-        net.recognize(feats, np.full(count, frames, dtype=np.int64))
+        net.recognize(feats, np.full(count, frames, dtype=np.int64), bias=bias)
         return time.perf_counter() - start
 
     timed(1, short)  # warm-up (first-call allocations)

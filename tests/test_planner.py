@@ -49,12 +49,19 @@ def test_plan_follows_the_cost_model():
     assert len(plan_batches(DURATIONS, 300000, 60000, LARGE)) > len(plan_batches(DURATIONS, 300000, 60000, costly_calls))
 
 
-def test_calibration_once_per_model_engine_and_threads():
-    task = auto("paraformer_tiny").task
+@pytest.mark.parametrize("name", ["paraformer_tiny", "contextual_paraformer_tiny"])
+def test_calibration_once_per_model_engine_and_threads(name):
+    task = auto(name).task
     model = cost_model(task)
     assert model is cost_model(task)  # cached: measured once
     assert model.frame_ms == 60 and model.max_frames >= 1
     assert all(np.isfinite(v) and v >= 0 for v in (model.call_s, model.frame_s, model.pair_s))
+
+
+def test_file_batches_of_a_hotword_model_equal_one_at_a_time():
+    files = [str(p) for p in sorted(AUDIO.glob("*.wav"))]
+    model = auto("contextual_paraformer_tiny")
+    assert model.generate(input=files, batch_size=len(files)) == model.generate(input=files, batch_size=1)
 
 
 def test_a_batch_decodes_as_its_segments_one_by_one():

@@ -249,7 +249,7 @@ def test_length_filters(corpus, parts):
 def test_speed_perturbation_is_seeded(corpus, parts):
     data = str(corpus / "train.jsonl")
     plain = AudioDataset(data, *parts)
-    ds = AudioDataset.from_conf(data, *parts, {"speed_perturb": [0.9, 1.1], "seed": 3})
+    ds = AudioDataset.from_conf(data, *parts, {"speed_perturb": [0.9, 1.1]}, seed=3)
     samples = lambda d, i: len(d.waveform(i, d.index.entry(i)["source"], "k"))  # noqa: E731
     ds.set_epoch(1)
     first = [samples(ds, i) for i in range(12)]

@@ -17,6 +17,7 @@ from funasr.models import build_network, load_checkpoint
 from funasr.models.paraformer.loss import CTC, ParaformerCriterion, label_smoothing_loss, mae_loss
 from funasr.tasks import frontend_and_tokenizer
 from funasr.train.augment import SpecAugLFR
+from training import one_thread  # noqa: F401 (autouse fixture)
 
 SPECAUG = {
     "specaug": "SpecAugLFR",

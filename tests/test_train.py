@@ -1,9 +1,12 @@
 """funasr-train: fine-tuning into a complete model folder, exact resume, torchrun DDP, averaging, checks."""
 from __future__ import annotations
 
+import io
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,7 +24,7 @@ from funasr.train import checkpoint
 from funasr.train.config import load_config
 from funasr.train.optim import WarmupLR
 from funasr.train.run import train
-from training import make_corpus, make_jsonl
+from training import make_corpus, make_jsonl, one_thread  # noqa: F401 (autouse fixture)
 
 TINY = MODELS / "paraformer_tiny"
 
@@ -165,6 +168,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # the same trainer runs in the default tests; this adds the shell steps
 def test_finetune_sh_runs_lists_to_cer(tmp_path):
     lists = make_corpus(tmp_path / "corpus", n=4)
     data = tmp_path / "list"
@@ -230,16 +234,72 @@ def test_non_finite_gradient_norm_skips_the_update(corpus, tmp_path):
     assert not torch.equal(params[3], before[3])
 
 
-@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.slow)])
-def test_gradient_accumulation_and_autocast(tmp_path, precision):
-    # 4 utterances in batches of 2, two batches a step: 1 optimizer step an epoch
-    data = make_jsonl(tmp_path / "corpus", n=4)
-    out = train(load_config(args(data, tmp_path / "exp", f"++train_conf.use_bf16={precision == 'bf16'}",
-                                 "++train_conf.accum_grad=2", "++dataset_conf.batch_size=2", "++train_conf.max_epoch=1",
-                                 "++train_conf.avg_nbest_model=0")))
-    state = checkpoint.load(out / "model.pt")
-    assert state["step"] == 1
+class _Terminal(io.StringIO):
+    """A captured stderr that says it is a terminal (the trainer draws its progress bar only on one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("precision, dtype", [("use_bf16", torch.bfloat16), ("use_fp16", torch.float16),
+                                              pytest.param(None, torch.float32, marks=pytest.mark.slow)])
+def test_accumulation_autocast_and_progress_bar(corpus, tmp_path, monkeypatch, precision, dtype):
+    from funasr.train.distributed import World
+    from funasr.train.run import build_trainer
+
+    # 8 utterances in batches of 2, two batches a step: 2 optimizer steps
+    extra = [f"++train_conf.{precision}=true"] if precision else []
+    cfg = load_config(args(corpus, tmp_path / "exp", *extra, "++train_conf.accum_grad=2", "++dataset_conf.batch_size=2",
+                           "++train_conf.max_epoch=1", "++train_conf.avg_nbest_model=0"))
+    trainer, _ = build_trainer(cfg, World(), torch.device("cpu"))
+    seen = set()
+    trainer.model.decoder.decoders[0].feed_forward.w_1.register_forward_hook(lambda m, i, o: seen.add(o.dtype))
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    trainer.fit(1)
+    trainer.close()
+    assert seen == {dtype}  # the layers ran in the asked precision, in training and validation
+    state = checkpoint.load(tmp_path / "exp" / "model.pt")
+    assert state["step"] == 2 and len(state["history"]) == 2
+    assert all(math.isfinite(h["loss"]) and h["audio_s_per_s"] > 0 for h in state["history"])
+    assert (state["scaler"] is not None) == (precision == "use_fp16")  # fp16 scales the loss, and resumes its scale
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+    bar = screen.getvalue()
+    assert "epoch 1" in bar and "4/4" in bar, bar
+    assert re.search(r"loss=\d+\.\d{3}", bar) and re.search(r"speed=\d+\.\d audio s/s", bar), bar  # loss and throughput
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["++dataset_conf.batch_sizes=4"], "dataset_conf.batch_sizes is not a dataset option"),
+    (["++dataset_conf.index_ds=IndexDSJsonlRankFull"], "IndexDSJsonl"),
+    (["++dataset_conf.batch_sampler=MyBatchSampler"], "EspnetStyleBatchSampler"),
+    (["++dataset_conf.data_split_num=4"], "data_split_num"),
+    (["++dataset_conf.preprocessor_speech=SpeechPreprocessFancy"], "SpeechPreprocessSpeedPerturb"),
+    (["++dataset_conf.preprocessor_speech_conf.speed_perturb=[0.9,1.1]"], "preprocessor_speech is not"),
+    (["++dataset_conf.preprocessor_text=TextPreprocessSegDict"], "preprocessor_text"),
+    (["++dataset=AudioDatasetHotword"], "AudioDataset"),
+])
+def test_dataset_conf_keys_are_honoured_or_refused(corpus, tmp_path, extra, words):
+    with pytest.raises(OptionError) as e:
+        load_config(args(corpus, tmp_path / "exp", *extra))
+    assert words in str(e.value)
+
+
+def test_released_dataset_conf_keys_all_load(corpus, tmp_path, caplog):
+    """Every dataset_conf key of the released Paraformer configs and FunASR's recipes is read (buffer_size: warned)."""
+    import yaml
+
+    released = {}
+    for path in sorted((ROOT / "tests" / "fixtures" / "checkpoints").glob("*paraformer*.config.yaml")):
+        released.update(yaml.safe_load(path.read_text(encoding="utf-8"))["dataset_conf"])
+    released.update(batch_sampler="EspnetStyleBatchSampler", sort_size=1024, data_split_num=1, dataloader="DataloaderMapStyle",
+                    preprocessor_speech="SpeechPreprocessSpeedPerturb", preprocessor_speech_conf={"speed_perturb": [0.9, 1.0, 1.1]})
+    overrides = [f"++dataset_conf.{k}={json.dumps(v)}" for k, v in released.items() if not isinstance(v, dict)]
+    overrides.append("++dataset_conf.preprocessor_speech_conf.speed_perturb=[0.9,1.0,1.1]")
+    with caplog.at_level(logging.WARNING):
+        cfg = load_config([*args(corpus, tmp_path / "exp"), "++dataset=AudioDataset", *overrides])
+    assert {"index_ds", "buffer_size", "shuffle", "max_token_length"} <= set(cfg["dataset_conf"])
+    assert "dataset_conf.buffer_size=500 has no effect" in caplog.text
 
 
 def test_bad_data_lines_are_reported_skipped_and_counted(corpus, tmp_path, caplog):

@@ -68,11 +68,13 @@ class AudioDataset(torch.utils.data.Dataset):
         log.info("%s: %d utterances, %s", ", ".join(self.index.paths), len(self.index), self.bad_data() or "no bad data")
 
     @classmethod
-    def from_conf(cls, data_list: Any, frontend: Any, tokenizer: Any, conf: dict, is_training: bool = True) -> "AudioDataset":
+    def from_conf(cls, data_list: Any, frontend: Any, tokenizer: Any, conf: dict, is_training: bool = True,
+                  seed: int = 0) -> "AudioDataset":
         """A dataset from FunASR's ``dataset_conf`` (``speed_perturb`` there or in ``preprocessor_speech_conf``)."""
-        keys = ("min_source_length", "max_source_length", "min_target_length", "max_target_length", "max_token_length", "seed")
+        keys = ("min_source_length", "max_source_length", "min_target_length", "max_target_length", "max_token_length")
         speeds = conf.get("speed_perturb") or (conf.get("preprocessor_speech_conf") or {}).get("speed_perturb")
-        return cls(data_list, frontend, tokenizer, is_training, speed_perturb=speeds, **{k: conf[k] for k in keys if k in conf})
+        return cls(data_list, frontend, tokenizer, is_training, speed_perturb=speeds, seed=seed,
+                   **{k: conf[k] for k in keys if k in conf})
 
     def _check(self, entry: dict, path: str, src: int, tgt: int) -> Optional[tuple[str, str]]:
         """Why a jsonl object cannot be used while indexing, as ``(reason, message)``; None if it can."""

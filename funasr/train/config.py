@@ -15,6 +15,7 @@ import yaml
 
 from funasr import registry
 from funasr.config import deep_merge, resolve_model_dir
+from funasr.data import check_dataset_conf
 from funasr.errors import ConfigError, OptionError
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,11 @@ def check_config(cfg: dict[str, Any]) -> None:
     check_optim(cfg["optim"], cfg["optim_conf"], cfg["scheduler"], cfg["scheduler_conf"])
     if cfg["model"] not in _model_classes():
         registry.family_of(cfg["model"])  # raises ConfigError naming the known models
-    needs = ("tokenizer",) if registry.family_of(cfg["model"]).dataset else ("frontend", "tokenizer")  # text models: no frontend
+    audio = not registry.family_of(cfg["model"]).dataset  # text models bring their own dataset (and need no frontend)
+    if audio:
+        for warning in check_dataset_conf(cfg.get("dataset"), cfg["dataset_conf"]):
+            log.warning(warning)
+    needs = ("frontend", "tokenizer") if audio else ("tokenizer",)
     for key in needs:
         if not cfg.get(key):
             raise ConfigError(f"the config of model {cfg['model']!r} names no {key}; training needs {' and '.join(needs)}")

@@ -71,7 +71,7 @@ def build_trainer(cfg: dict[str, Any], world: distributed.World, device: torch.d
         if family.dataset:
             dataset = registry.resolve(family.dataset)(cfg, cfg[key], frontend, tokenizer, training)
         else:
-            dataset = AudioDataset.from_conf(cfg[key], frontend, tokenizer, data_conf, is_training=training)
+            dataset = AudioDataset.from_conf(cfg[key], frontend, tokenizer, data_conf, training, cfg["seed"])
         loaders.append(DataLoader.from_conf(dataset, data_conf, training, cfg["seed"], world.rank, world.size))
     if world.main:
         write_model_folder(cfg, output_dir)

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Optional
 import torch
 from torch import nn
 
+from funasr.errors import OptionError
 from funasr.train import checkpoint
 from funasr.train.checkpoint import NBest
 from funasr.train.distributed import World
@@ -70,6 +71,8 @@ class Trainer:
                 criterion, device_ids=ids, find_unused_parameters=train_conf["find_unused_parameters"]
             )
         self.dtype = torch.float16 if train_conf["use_fp16"] else torch.bfloat16 if train_conf["use_bf16"] else None
+        if self.dtype is not None:
+            check_autocast(device, self.dtype)
         self.scaler = torch.amp.GradScaler(device.type) if train_conf["use_fp16"] else None
         self.progress = Progress()
         self.nbest = NBest(train_conf["avg_keep_nbest_models_type"], train_conf["keep_nbest_models"])
@@ -310,6 +313,21 @@ class Trainer:
         """Flush the TensorBoard log."""
         if self.writer is not None:
             self.writer.close()
+
+
+def check_autocast(device: torch.device, dtype: torch.dtype) -> None:
+    """Raise OptionError when this torch cannot run a layer under autocast to ``dtype`` on ``device``."""
+    option = "use_fp16" if dtype == torch.float16 else "use_bf16"
+    try:
+        with torch.autocast(device.type, dtype=dtype):
+            out = nn.functional.linear(torch.ones(1, 2, device=device), torch.ones(2, 2, device=device))
+    except (RuntimeError, TypeError, ValueError) as e:
+        out, why = None, str(e)
+    else:
+        why = f"autocast on {device.type} gives {out.dtype}"
+    if out is None or out.dtype != dtype:
+        raise OptionError(f"train_conf.{option}=true: torch {torch.__version__} cannot autocast to {dtype} on {device} "
+                          f"({why}); turn {option} off or use the other precision")
 
 
 def _progress_bar(show: bool, epoch: int, total: int, done: int) -> Any:

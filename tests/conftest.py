@@ -80,6 +80,18 @@ def exported(root: Path, name: str, type: str = "onnx") -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): tiny models' many small
+    steps run fastest on one, and two spin-wait many times over on a shared, busy CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def export_root(tmp_path_factory) -> Path:
     """One folder for the exported parity models of the session (``exported`` fills it on demand)."""

@@ -17,7 +17,8 @@ from funasr.models import build_network, load_checkpoint
 from funasr.models.paraformer.loss import CTC, ParaformerCriterion, label_smoothing_loss, mae_loss
 from funasr.tasks import frontend_and_tokenizer
 from funasr.train.augment import SpecAugLFR
-from training import one_thread  # noqa: F401 (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SPECAUG = {
     "specaug": "SpecAugLFR",
@@ -32,15 +33,6 @@ SPECAUG = {
         "num_time_mask": 1,
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training steps on one thread: on a shared, busy CPU two threads spin-wait many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(name: str = "paraformer_tiny", seed: int = 0, **model_conf) -> tuple[torch.nn.Module, ParaformerCriterion, dict]:

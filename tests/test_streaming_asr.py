@@ -19,15 +19,7 @@ def cases() -> list[dict]:
     return json.loads((PARITY / "streaming.json").read_text(encoding="utf-8"))["asr_cases"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The tiny model's many small steps run fastest on one thread (and do not spin on a shared machine).
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,9 @@ from funasr.train import checkpoint
 from funasr.train.config import load_config
 from funasr.train.optim import WarmupLR
 from funasr.train.run import train
-from training import make_corpus, make_jsonl, one_thread  # noqa: F401 (autouse fixture)
+from training import make_corpus, make_jsonl
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = MODELS / "paraformer_tiny"
 

@@ -25,13 +25,7 @@ FAST = ("u2pp_conformer_tiny/example/full/", "u2pp_conformer_tiny/example/chunk8
         "u2pp_conformer_tiny/example/chunk4_left1_stream/c", "u2pp_conformer_tiny/sample/chunk16_stream/attention_")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the many small decoder steps of the attention search run far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @lru_cache(maxsize=None)

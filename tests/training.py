@@ -10,23 +10,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from conftest import AUDIO, MODELS
 
 TOKENS = MODELS / "paraformer_tiny" / "tokens.json"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train faster on one thread (and far faster on a busy machine); imported by the training test modules."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def characters() -> list[str]:

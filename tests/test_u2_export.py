@@ -12,7 +12,7 @@ import torch
 
 from tests.conftest import PARITY, ROOT, RUNTIME, read_wave
 from funasr.auto_model import AutoModel
-from tests.test_u2 import CASES, MIDS, U2PP, one_thread, u2pp  # noqa: F401  (one_thread: autouse fixture)
+from tests.test_u2 import CASES, MIDS, U2PP, u2pp
 
 TOL = 1e-4
 
@@ -109,6 +109,8 @@ sys.modules["torch"] = None
 sys.path[:0] = [sys.argv[2], sys.argv[3]]
 import soundfile as sf
 import funasr_onnx
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 m = funasr_onnx.AutoModel(model=sys.argv[1], disable_pbar=True)
 wav = sys.argv[4]
 out = {"full": m.generate(wav, reverse_weight=0.3)[0]["text"],

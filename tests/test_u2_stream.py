@@ -7,7 +7,9 @@ import pytest
 
 from funasr.errors import OptionError
 from tests.conftest import read_wave
-from tests.test_u2 import CASES, one_thread, u2pp  # noqa: F401  (one_thread: autouse fixture)
+from tests.test_u2 import CASES, u2pp
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def case(clip: str, config: str, method: str) -> dict:

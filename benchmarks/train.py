@@ -113,7 +113,7 @@ def reference_losses(log: Path) -> list[float]:
     return [steps[k] for k in sorted(steps)]
 
 
-def bench(size: str, steps: int, threads: int, reference: str | None, work: Path) -> dict:
+def bench(size: str, steps: int, threads: int, reference: str | None, ref_path: str | None, work: Path) -> dict:
     """Run ours (and the reference) on ``size`` for about ``steps`` optimizer steps."""
     files = prepare(work / size, size)
     epochs = math.ceil(steps / math.ceil(CLIPS / BATCH))
@@ -129,8 +129,9 @@ def bench(size: str, steps: int, threads: int, reference: str | None, work: Path
         ref_out = work / size / "reference"
         ref_args = ["++dataset=AudioDataset", "++dataset_conf.index_ds=IndexDSJsonl", "++dataset_conf.batch_sampler=BatchSampler",
                     "++train_conf.log_interval=1", "++train_conf.keep_nbest_models=2", "++train_conf.avg_nbest_model=1"]
+        ref_env = {**env, "PYTHONPATH": ref_path} if ref_path else env
         wall, rss = run([reference, "-m", "funasr.bin.train", *overrides(files, ref_out, epochs, lr, warmup), *ref_args],
-                        env, work / size / "reference.log")
+                        ref_env, work / size / "reference.log")
         rows["FunASR 1.4.16"] = {"wall": wall, "rss": rss, "losses": reference_losses(work / size / "reference.log")}
     audio = files["seconds"] * epochs
     for row in rows.values():
@@ -160,6 +161,7 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reference-python", help="python of a venv with funasr==1.4.16 (FunASR's trainer) installed")
+    p.add_argument("--reference-pythonpath", help="PYTHONPATH of the reference runs (e.g. a torchaudio without its C extension)")
     p.add_argument("--sizes", default="small,large", help="small, large or both (default)")
     p.add_argument("--steps", type=int, default=200, help="optimizer steps of the small run (default 200)")
     p.add_argument("--large-steps", type=int, default=20, help="optimizer steps of the large run (default 20)")
@@ -170,7 +172,7 @@ def main() -> None:
     results = {}
     for size in args.sizes.split(","):
         steps = args.steps if size == "small" else args.large_steps
-        results[size] = bench(size, steps, args.threads, args.reference_python, Path(args.work))
+        results[size] = bench(size, steps, args.threads, args.reference_python, args.reference_pythonpath, Path(args.work))
     rows = []
     for size, runs in results.items():
         base = runs.get("FunASR 1.4.16")

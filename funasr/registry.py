@@ -44,6 +44,8 @@ class Family:
     folders have no ``config.yaml`` names the file that marks them and ``"module:func"`` reading
     such a folder into a resolved config (``func(model_dir)``). ``runtime_package``: ``"module:func"``
     writing, beside a TorchScript export, the file the family's own runtime loads (``func(module, frontend, out)``).
+    ``train_config``: ``"module:func"`` turning such a config's own training keys into funasr-train's
+    (``func(cfg) -> cfg``).
     """
 
     task: str
@@ -59,6 +61,7 @@ class Family:
     config_file: Optional[str] = None
     read_config: Optional[str] = None
     runtime_package: Optional[str] = None
+    train_config: Optional[str] = None
 
 
 def resolve(ref: str) -> Any:

@@ -49,24 +49,25 @@ def tiny(name: str = "paraformer_tiny", seed: int = 0, **model_conf) -> tuple[to
     return model, criterion, cfg
 
 
-def toy_batch(n: int = 20, seed: int = 0) -> dict:
-    """``n`` fixed feature sequences: tokens 3..12, each a few noisy frames of its own random pattern, silence between."""
+def toy_batch(n: int = 20, seed: int = 0, dim: int = 560, span: int = 3) -> dict:
+    """``n`` fixed feature sequences of width ``dim``: tokens 3..12, each ``span``..``span``+2 noisy frames of its own
+    random pattern, silence between."""
     g = torch.Generator().manual_seed(seed)
-    patterns = torch.randn(14, 560, generator=g)
+    patterns = torch.randn(14, dim, generator=g)
     feats, texts = [], []
     for _ in range(n):
         ids = torch.randint(3, 13, (int(torch.randint(2, 7, (1,), generator=g)),), generator=g)
-        frames = [patterns[13].expand(2, 560)]
+        frames = [patterns[13].expand(2 * span, dim)]
         for t in ids.tolist():
-            frames.append(patterns[t].expand(int(torch.randint(3, 6, (1,), generator=g)), 560))
-            frames.append(patterns[13].expand(int(torch.randint(0, 3, (1,), generator=g)), 560))
+            frames.append(patterns[t].expand(int(torch.randint(span, span + 3, (1,), generator=g)), dim))
+            frames.append(patterns[13].expand(int(torch.randint(0, span, (1,), generator=g)), dim))
         f = torch.cat(frames)
         feats.append(f + 0.3 * torch.randn(f.shape, generator=g))
         texts.append(ids)
     t_max, l_max = max(len(f) for f in feats), max(len(t) for t in texts)
     return {
         "keys": [f"utt{i}" for i in range(n)],
-        "speech": torch.stack([torch.cat([f, f.new_zeros(t_max - len(f), 560)]) for f in feats]),
+        "speech": torch.stack([torch.cat([f, f.new_zeros(t_max - len(f), dim)]) for f in feats]),
         "speech_lengths": torch.tensor([len(f) for f in feats]),
         "text": torch.stack([torch.cat([t, t.new_full((l_max - len(t),), -1)]) for t in texts]),
         "text_lengths": torch.tensor([len(t) for t in texts]),

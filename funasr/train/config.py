@@ -173,6 +173,10 @@ def load_config(argv: Sequence[str]) -> dict[str, Any]:
             _absolute(top, where)
         top = {k: v for k, v in top.items() if k != "model"}
         cfg = resolve_model_dir(model_dir, top)
+    if cfg.get("model") in _model_classes():
+        family = registry.family_of(cfg["model"])
+        if family.train_config:  # e.g. WeNet's train.yaml keys in funasr-train's spelling
+            cfg = registry.resolve(family.train_config)(cfg)
     cfg = deep_merge(DEFAULTS, cfg)
     if "resume" in cfg:  # FunASR's train_conf.resume, also accepted at the top level
         cfg["train_conf"]["resume"] = cfg.pop("resume")

@@ -60,6 +60,16 @@ def write_am_mvn(path: Union[str, Path], shift: np.ndarray, scale: np.ndarray) -
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def write_global_cmvn(path: Union[str, Path], shift: np.ndarray, scale: np.ndarray) -> None:
+    """Write WeNet's JSON ``global_cmvn`` (``mean_stat``, ``var_stat``, ``frame_num``) of the same statistics."""
+    import json
+
+    mean = -shift.astype(np.float64)
+    var = 1.0 / np.square(scale.astype(np.float64))
+    stats = {"mean_stat": mean.tolist(), "var_stat": (var + mean * mean).tolist(), "frame_num": 1}
+    Path(path).write_text(json.dumps(stats), encoding="utf-8")
+
+
 def token_list(texts: Iterable[str]) -> list[str]:
     """FunASR's character dictionary: ``<blank> <s> </s>``, the sorted distinct characters, ``<unk>``."""
     chars = sorted({c for text in texts for c in text if not c.isspace()} - set(SPECIAL_TOKENS) - {"<unk>"})

@@ -91,11 +91,14 @@ class CTC(nn.Module):
 
     def forward(self, enc: torch.Tensor, enc_lens: torch.Tensor, text: torch.Tensor, text_lens: torch.Tensor) -> torch.Tensor:
         """enc (B, T, D), text (B, L) with IGNORE_ID padding -> scalar loss (blank id 0)."""
-        logits = self.ctc_lo(F.dropout(enc, self.dropout_rate, self.training))
-        logp = torch.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
-        labels = text[text != IGNORE_ID]
-        loss = F.ctc_loss(logp, labels, enc_lens, text_lens, blank=0, reduction="none")
-        return loss.sum() / enc.shape[0]
+        return ctc_loss(self.ctc_lo(F.dropout(enc, self.dropout_rate, self.training)), enc_lens, text, text_lens)
+
+
+def ctc_loss(logits: torch.Tensor, lens: torch.Tensor, text: torch.Tensor, text_lens: torch.Tensor, blank: int = 0) -> torch.Tensor:
+    """CTC of per-frame logits (B, T, V) against targets (B, L) with IGNORE_ID padding, summed / batch size (float32)."""
+    logp = torch.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
+    labels = text[text != IGNORE_ID]
+    return F.ctc_loss(logp, labels, lens, text_lens, blank=blank, reduction="none").sum() / logits.shape[0]
 
 
 class ParaformerCriterion(nn.Module):

@@ -93,3 +93,62 @@ def read_model_dir(model_dir: Path) -> dict[str, Any]:
     if cfg.get("cmvn") and not (model_dir / "global_cmvn").is_file():
         log.info("%s has no global_cmvn file: the CMVN statistics come from the checkpoint", model_dir)
     return cfg
+
+
+# WeNet train.yaml keys that only describe WeNet's own engine or bookkeeping: nothing to carry over.
+WENET_ENGINE_KEYS = ("dataset", "dtype", "save_states", "train_engine", "use_amp", "vocab_size", "ddp_conf",
+                     "log_interval", "accum_grad", "grad_clip", "max_epoch")
+WENET_TRAIN_KEYS = {"accum_grad": "accum_grad", "grad_clip": "grad_clip", "max_epoch": "max_epoch", "log_interval": "log_interval"}
+SPEED_PERTURB = [0.9, 1.0, 1.1]  # WeNet's speed_perturb: true
+
+
+def training_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A WeNet train.yaml (as read by :func:`read_model_dir`, overrides merged) in funasr-train's keys.
+
+    WeNet's top-level trainer keys go to ``train_conf`` and its ``dataset_conf`` (``batch_conf``,
+    ``filter_conf``, ``sort_conf``, ``speed_perturb``, ``spec_aug``) to funasr-train's dataset keys and
+    ``specaug``; keys already given in funasr-train's spelling win. A WeNet data option funasr-train
+    does not have raises ConfigError.
+    """
+    from funasr.errors import ConfigError as Error
+
+    out = {k: v for k, v in cfg.items() if k not in WENET_ENGINE_KEYS}
+    train_conf = dict(cfg.get("train_conf") or {})
+    for wenet, ours in WENET_TRAIN_KEYS.items():
+        if wenet in cfg:
+            train_conf.setdefault(ours, cfg[wenet])
+    out["train_conf"] = train_conf
+    wenet_data = dict(cfg.get("dataset_conf") or {})
+    data: dict[str, Any] = {}
+    batch = wenet_data.pop("batch_conf", None) or {}
+    if batch:
+        kind = batch.get("batch_type", "static")
+        if kind not in ("static", "dynamic"):
+            raise Error(f"dataset_conf.batch_conf.batch_type={kind!r}: funasr-train takes static or dynamic (WeNet's names)")
+        data["batch_type"] = "example" if kind == "static" else "length"
+        data["batch_size"] = int(batch.get("batch_size", 16) if kind == "static" else batch.get("max_frames_in_batch", 12000))
+    limits = wenet_data.pop("filter_conf", None) or {}
+    for wenet, ours in (("max_length", "max_source_length"), ("min_length", "min_source_length"),
+                        ("token_max_length", "max_target_length"), ("token_min_length", "min_target_length")):
+        if wenet in limits:
+            data[ours] = int(limits.pop(wenet))
+    if limits:
+        raise Error(f"dataset_conf.filter_conf keys {sorted(limits)} are not supported by funasr-train")
+    if "shuffle" in wenet_data:
+        data["shuffle"] = bool(wenet_data.pop("shuffle"))
+    wenet_data.pop("shuffle_conf", None)  # the sampler shuffles the whole list (seeded by epoch)
+    sort = wenet_data.pop("sort", True)
+    sort_conf = wenet_data.pop("sort_conf", None) or {}
+    data["sort_size"] = int(sort_conf.get("sort_size", 500)) if sort else 0
+    if wenet_data.pop("speed_perturb", False):
+        data["speed_perturb"] = SPEED_PERTURB
+    resample = (wenet_data.pop("resample_conf", None) or {}).get("resample_rate", 16000)
+    if resample != 16000:
+        raise Error(f"dataset_conf.resample_conf.resample_rate={resample}: funasr-train trains on 16 kHz audio only")
+    wenet_data.pop("fbank_conf", None)  # read by read_model_dir into frontend_conf (never dithered here)
+    if wenet_data.pop("spec_aug", False):
+        out.setdefault("specaug", "SpecAug")
+        out.setdefault("specaug_conf", wenet_data.pop("spec_aug_conf", None) or {})
+    wenet_data.pop("spec_aug_conf", None)
+    out["dataset_conf"] = {**data, **wenet_data}  # what is left is checked as funasr-train dataset keys
+    return out

@@ -18,4 +18,6 @@ FAMILY = Family(
     config_file="train.yaml",
     read_config="funasr.models.u2.config:read_model_dir",
     runtime_package="funasr.models.u2.export:export_wenet_jit",  # final.zip for WeNet's LibTorch runtime
+    criterion="funasr.models.u2.loss:U2Criterion",
+    train_config="funasr.models.u2.config:training_config",
 )

@@ -164,3 +164,24 @@ def test_funasr_train_trains_a_wenet_folder_from_scratch_into_one_automodel_load
     assert torch.equal(model.model.state_dict()["ctc.ctc_lo.weight"], trained["ctc.ctc_lo.weight"])
     assert not torch.equal(trained["encoder.global_cmvn.istd"], torch.ones(80))  # the folder's global_cmvn
     assert model.generate(input=str(tmp_path / "corpus" / "wav" / "utt00.wav"))[0]["key"] == "utt00"
+
+
+def test_wenet_training_keys_map_to_funasr_train_keys():
+    from funasr.models.u2.config import read_model_dir, training_config
+
+    cfg = read_model_dir(MODELS / U2PP)
+    out = training_config(cfg)
+    assert out["train_conf"] == {"accum_grad": 1, "grad_clip": 5, "max_epoch": 360, "log_interval": 100}
+    assert out["dataset_conf"] == {
+        "batch_type": "example", "batch_size": 16, "max_source_length": 40960, "min_source_length": 0,
+        "max_target_length": 200, "min_target_length": 1, "shuffle": True, "sort_size": 500, "speed_perturb": [0.9, 1.0, 1.1],
+    }
+    assert out["specaug"] == "SpecAug" and out["specaug_conf"] == {"max_f": 10, "max_t": 50, "num_f_mask": 2, "num_t_mask": 2}
+    assert "dataset" not in out and out["frontend_conf"]["window"] == "povey"
+    cfg["dataset_conf"]["filter_conf"]["max_output_input_ratio"] = 0.1
+    with pytest.raises(ConfigError, match="max_output_input_ratio"):
+        training_config(cfg)
+    cfg["dataset_conf"]["filter_conf"].pop("max_output_input_ratio")
+    cfg["dataset_conf"]["batch_conf"]["batch_type"] = "bucket"
+    with pytest.raises(ConfigError, match="bucket"):
+        training_config(cfg)

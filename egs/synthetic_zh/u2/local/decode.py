@@ -1,0 +1,40 @@
+"""Decode a wav.scp with a trained U2 folder in each decoding mode and chunk size: ``<out>/<mode>_chunk<C>/text``.
+
+    python local/decode.py exp/u2pp data/test/wav.scp exp/u2pp/decode_test --init-param exp/u2pp/model.pt.avg5
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+MODES = ("ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="the training output folder")
+    p.add_argument("wav_scp")
+    p.add_argument("out")
+    p.add_argument("--init-param", help="checkpoint to decode with (default: the folder's model.pt)")
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--chunks", default="-1,16,8,4", help="decoding_chunk_size values (-1: full context)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    from funasr import AutoModel
+
+    extra = {"init_param": args.init_param} if args.init_param else {}
+    model = AutoModel(model=args.model, device=args.device, disable_pbar=True, **extra)
+    lines = [line.split(maxsplit=1) for line in Path(args.wav_scp).read_text(encoding="utf-8").splitlines() if line.strip()]
+    for mode in args.modes.split(","):
+        for chunk in (int(c) for c in args.chunks.split(",")):
+            out = Path(args.out) / f"{mode}_chunk{chunk}"
+            out.mkdir(parents=True, exist_ok=True)
+            results = model.generate(input=[path for _, path in lines], key=[key for key, _ in lines],
+                                     decoding_method=mode, decoding_chunk_size=chunk)
+            text = "".join(f"{key} {r.get('text', '')}\n" for (key, _), r in zip(lines, results))
+            (out / "text").write_text(text, encoding="utf-8")
+            print(f"{out}/text")
+
+
+if __name__ == "__main__":
+    main()

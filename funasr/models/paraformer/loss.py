@@ -101,6 +101,18 @@ def ctc_loss(logits: torch.Tensor, lens: torch.Tensor, text: torch.Tensor, text_
     return F.ctc_loss(logp, labels, lens, text_lens, blank=blank, reduction="none").sum() / logits.shape[0]
 
 
+def batch_tensors(model: nn.Module, batch: dict[str, Any], specaug: Optional[nn.Module]) -> tuple[torch.Tensor, ...]:
+    """``speech, speech_lengths, text, text_lengths`` of a batch on the model's device, text cut to its longest
+    item, speech augmented by ``specaug`` in train mode."""
+    device = next(model.parameters()).device
+    speech, speech_lens = batch["speech"].to(device), batch["speech_lengths"].to(device)
+    text_lens = batch["text_lengths"].to(device)
+    text = batch["text"].to(device)[:, : int(text_lens.max())]
+    if model.training and specaug is not None:
+        speech = specaug(speech, speech_lens)
+    return speech, speech_lens, text, text_lens
+
+
 class ParaformerCriterion(nn.Module):
     """``forward(batch) -> (loss, stats, weight)`` for a Paraformer or BiCifParaformer ``model`` under ``cfg``.
 
@@ -137,12 +149,7 @@ class ParaformerCriterion(nn.Module):
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float], float]:
         """A batch (``speech``, ``speech_lengths``, ``text``, ``text_lengths``; funasr.data) -> (loss, stats, weight)."""
         model = self.model
-        device = next(model.parameters()).device
-        speech, speech_lens = batch["speech"].to(device), batch["speech_lengths"].to(device)
-        text_lens = batch["text_lengths"].to(device)
-        text = batch["text"].to(device)[:, : int(text_lens.max())]
-        if model.training and self.specaug is not None:
-            speech = self.specaug(speech, speech_lens)
+        speech, speech_lens, text, text_lens = batch_tensors(model, batch, self.specaug)
         enc, enc_lens = model.encode(speech, speech_lens)
         stats: dict[str, float] = {}
         loss_ctc = None

@@ -27,7 +27,7 @@ from torch import nn
 
 from funasr.data import IGNORE_ID
 from funasr.errors import ConfigError
-from funasr.models.paraformer.loss import ctc_loss, label_smoothing_loss, ratio, token_accuracy
+from funasr.models.paraformer.loss import batch_tensors, ctc_loss, label_smoothing_loss, ratio, token_accuracy
 from funasr.registry import register
 
 DEFAULTS = {"ctc_weight": 0.5, "reverse_weight": 0.0, "lsm_weight": 0.0, "length_normalized_loss": False}
@@ -142,12 +142,7 @@ class U2Criterion(nn.Module):
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float], float]:
         """A batch (``speech``, ``speech_lengths``, ``text``, ``text_lengths``; funasr.data) -> (loss, stats, weight)."""
         model = self.model
-        device = next(model.parameters()).device
-        speech, speech_lens = batch["speech"].to(device), batch["speech_lengths"].to(device)
-        text_lens = batch["text_lengths"].to(device)
-        text = batch["text"].to(device)[:, : int(text_lens.max())]
-        if model.training and self.specaug is not None:
-            speech = self.specaug(speech, speech_lens)
+        speech, speech_lens, text, text_lens = batch_tensors(model, batch, self.specaug)
         enc, enc_lens = model.encode(speech, speech_lens, *self.chunking(self.subsampled(speech.size(1))))
         stats: dict[str, float] = {}
         loss_ctc: Optional[torch.Tensor] = None

@@ -14,6 +14,8 @@ from tests.conftest import PARITY, ROOT, RUNTIME, read_wave
 from funasr.auto_model import AutoModel
 from tests.test_u2 import CASES, MIDS, U2PP, u2pp
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TOL = 1e-4
 
 
@@ -109,8 +111,6 @@ sys.modules["torch"] = None
 sys.path[:0] = [sys.argv[2], sys.argv[3]]
 import soundfile as sf
 import funasr_onnx
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 m = funasr_onnx.AutoModel(model=sys.argv[1], disable_pbar=True)
 wav = sys.argv[4]
 out = {"full": m.generate(wav, reverse_weight=0.3)[0]["text"],

@@ -15,6 +15,7 @@ EXAMPLES = """\
 examples:
   funasr-export --model paraformer-zh --type onnx --quantize
   funasr-export --model ./my_model_dir --type torchscript --output-dir exported/
+  funasr-export --model paraformer-zh --format sherpa-onnx --quantize   (model.onnx, model.int8.onnx, tokens.txt)
   funasr-export ++model=fsmn-vad ++type=onnx ++quantize=true     (FunASR's hydra style)
 """
 
@@ -55,7 +56,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="model name, hub id or local folder")
-    p.add_argument("--type", default="onnx", choices=["onnx", "torchscript", "tensorrt"], help="what to write (default: onnx)")
+    p.add_argument("--type", "--format", default="onnx", choices=["onnx", "torchscript", "tensorrt", "sherpa-onnx"],
+                   help="what to write (default: onnx); sherpa-onnx: files sherpa-onnx loads (default folder: <model folder>/sherpa-onnx)")
     p.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=False, help="also write int8 *_quant.onnx")
     p.add_argument("--weight-type", default="uint8", choices=["uint8", "int8"],
                    help="int8 files' MatMul weights: uint8 as FunASR (default), or int8 (for int8 runtimes other than funasr-onnx)")

@@ -22,7 +22,7 @@ from funasr.export.graph import ExportGraph
 
 log = logging.getLogger(__name__)
 
-TYPES = ("onnx", "torchscript", "tensorrt")
+TYPES = ("onnx", "torchscript", "tensorrt", "sherpa-onnx")
 
 # FunASR's export() accepts these and does nothing with them; so do we, so its calls run unchanged.
 UNUSED_REFERENCE_OPTIONS = ("calib_num", "fallback_num")
@@ -132,12 +132,20 @@ def export_model(
     ``type``: ``onnx`` (``model.onnx``, plus ``model_quant.onnx`` when ``quantize``),
     ``torchscript`` (``model.torchscript``) or ``tensorrt`` (``model.onnx`` and a
     ``model.plan`` engine; fp16 unless ``fp16=False``, built from ``model_fp16.onnx``). Hotword models add ``model_eb.*``.
+    ``sherpa-onnx``: the files sherpa-onnx loads (see sherpa.py), by default in ``sherpa-onnx/`` under
+    the default folder, as their ``model.onnx`` is not funasr_onnx's; ``model.int8.onnx`` when ``quantize``.
     ``weight_type``: how int8 files store MatMul weights, ``uint8`` (the reference's) or
     ``int8`` (see quantize.py; funasr_onnx runs uint8 files on the int8 kernels by itself).
     ``calib_num`` / ``fallback_num`` are accepted, unused, as in FunASR.
     """
     out = Path(output_dir) if output_dir else default_output_dir(Path(task.cfg["model_dir"]))
+    if type == "sherpa-onnx" and not output_dir:
+        out = out / "sherpa-onnx"
     check_export_args(type, quantize, weight_type, opset_version, out, fp16, **options)
+    if type == "sherpa-onnx":
+        from funasr.export.sherpa import check_sherpa_model
+
+        check_sherpa_model(task.cfg["model"])
     created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +171,11 @@ def _write(
 
     family = registry.family_of(task.cfg["model"])
     graphs = model_graphs(task)
+    if type == "sherpa-onnx":
+        from funasr.export.sherpa import export_sherpa
+
+        export_sherpa(task, out, quantize, weight_type, opset_version, graphs)
+        return
     half = {g.name: g for g in model_graphs(task, torch.float16)} if type == "tensorrt" and fp16 else {}
     with torch.no_grad():
         for graph in graphs:

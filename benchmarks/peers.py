@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -46,9 +45,28 @@ LABELS = {
 }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM, MiB): unlike ru_maxrss, not inherited from the parent that forked it."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def skip_torchaudio_extension() -> None:
+    """Import torchaudio without its C++ extension, which FunASR's fbank (``torchaudio.compliance.kaldi``, plain
+    PyTorch) does not use: the reference environment's torchaudio is a CUDA build that cannot load on a CPU-only torch."""
+    import types
+
+    stub = types.ModuleType("torchaudio._extension")
+    stub._IS_TORCHAUDIO_EXT_AVAILABLE = stub._IS_ALIGN_AVAILABLE = False
+    stub.fail_if_no_align = lambda f: f
+    sys.modules["torchaudio._extension"] = stub
+
+
 def load_system(system: str, folders: dict[str, str], threads: int):
     """The model of ``system`` and a function decoding one float32 waveform to text (imports inside: runs under either interpreter)."""
     if system in ("funasr-torch", "FunASR-torch"):
+        if system == "FunASR-torch":
+            skip_torchaudio_extension()
         import torch
         from funasr import AutoModel
 
@@ -104,7 +122,7 @@ def worker(system: str, threads: int, folders: dict[str, str], wav: str, segment
     texts = [decode(w) for w in waves]
     wall = time.perf_counter() - start
     return {"load_s": load_s, "wall": wall, "audio_s": len(audio) / 16000, "speech_s": sum(len(w) for w in waves) / 16000,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "texts": texts}
+            "rss_mb": peak_rss_mb(), "texts": texts}
 
 
 def pipeline_worker(folders: dict[str, str], wav: str, threads: int) -> dict:
@@ -119,7 +137,7 @@ def pipeline_worker(folders: dict[str, str], wav: str, threads: int) -> dict:
     start = time.perf_counter()
     (result,) = model.generate(input=wav, batch_size_s=300)
     wall = time.perf_counter() - start
-    return {"wall": wall, "audio_s": sf.info(wav).duration, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    return {"wall": wall, "audio_s": sf.info(wav).duration, "rss_mb": peak_rss_mb(),
             "chars": len(result["text"])}
 
 

@@ -51,22 +51,13 @@ def peak_rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def skip_torchaudio_extension() -> None:
-    """Import torchaudio without its C++ extension, which FunASR's fbank (``torchaudio.compliance.kaldi``, plain
-    PyTorch) does not use: the reference environment's torchaudio is a CUDA build that cannot load on a CPU-only torch."""
-    import types
-
-    stub = types.ModuleType("torchaudio._extension")
-    stub._IS_TORCHAUDIO_EXT_AVAILABLE = stub._IS_ALIGN_AVAILABLE = False
-    stub.fail_if_no_align = lambda f: f
-    sys.modules["torchaudio._extension"] = stub
-
-
 def load_system(system: str, folders: dict[str, str], threads: int):
     """The model of ``system`` and a function decoding one float32 waveform to text (imports inside: runs under either interpreter)."""
     if system in ("funasr-torch", "FunASR-torch"):
         if system == "FunASR-torch":
-            skip_torchaudio_extension()
+            from side_by_side import import_torchaudio  # the reference environment's torchaudio extension may not load
+
+            import_torchaudio()
         import torch
         from funasr import AutoModel
 

@@ -3,8 +3,8 @@
 One call on many segments reads the weights once and multiplies bigger matrices, but pads
 every segment to the batch's longest, pays attention for T² frames per segment, and past
 the CPU's caches slows every frame. A ``CostModel`` of the loaded model (a short calibration
-on it, once per process per model, engine and thread count; the frame cap from the cache
-size and thread count) predicts the seconds of a batch; ``plan_batches`` splits the
+on it, once per machine per network size, engine and thread count, kept in
+``$FUNASR_CACHE/planner.json``; the frame cap from the cache size and thread count) predicts the seconds of a batch; ``plan_batches`` splits the
 length-sorted inputs into the batches with the least predicted time, within the user's
 ``batch_size_s``. Every batch of such a plan is predicted no slower than its inputs one by
 one (else splitting it would be cheaper). On a GPU there is no cost model: the largest
@@ -12,11 +12,14 @@ batches ``batch_size_s`` allows.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import platform
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -27,6 +30,7 @@ CALIBRATION_BATCH = 6  # the calibration's batch of short inputs, and its long i
 LIVE_BUFFERS = 4  # activations of the widest layer alive at once, per frame, that should stay in cache
 DEFAULT_CACHE = 8 << 20  # bytes, where the OS does not tell
 SYS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
+CALIBRATION_VERSION = 1  # bump when calibrate() changes: older calibrations on disk are then ignored
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,9 @@ _LOCK = threading.Lock()
 
 
 def cost_model(task: Any) -> Optional[CostModel]:
-    """The ``CostModel`` of ``task``'s network on this CPU, calibrated once per process per model, engine and
-    thread count; None on a GPU (large batches) or for a network without ``recognize``; ``ONE_AT_A_TIME`` where
-    batching would change results."""
+    """The ``CostModel`` of ``task``'s network on this CPU: calibrated once per machine per network size, engine and
+    thread count (kept on disk, see ``calibrations_file``); None on a GPU (large batches) or for a network without
+    ``recognize``; ``ONE_AT_A_TIME`` where batching would change results."""
     net = getattr(task, "net", None)
     if not hasattr(net, "recognize"):
         return None
@@ -120,9 +124,67 @@ def cost_model(task: Any) -> Optional[CostModel]:
     with _LOCK:  # one calibration at a time: two at once would time each other
         if key not in _MODELS:
             width = widest_layer(task.cfg)
-            bias = task.hotword_bias(None) if hasattr(task, "hotword_bias") else None  # what a call without hotwords uses
-            _MODELS[key] = calibrate(net, bias, task.frontend.output_size(), frame_ms(task.frontend), key[-1], width)
+            disk_key = json.dumps([CALIBRATION_VERSION, cpu_name(), cache_bytes(key[-1]), network_size(net), *key[1:]])
+            _MODELS[key] = load_calibration(disk_key)
+            if _MODELS[key] is None:
+                bias = task.hotword_bias(None) if hasattr(task, "hotword_bias") else None  # what a call without hotwords uses
+                _MODELS[key] = calibrate(net, bias, task.frontend.output_size(), frame_ms(task.frontend), key[-1], width)
+                save_calibration(disk_key, _MODELS[key])
         return _MODELS[key]
+
+
+def calibrations_file() -> Path:
+    """Where calibrations are kept: ``$FUNASR_CACHE/planner.json`` (default ``~/.cache/funasr``)."""
+    return Path(os.environ.get("FUNASR_CACHE") or Path.home() / ".cache" / "funasr") / "planner.json"
+
+
+def _read_calibrations() -> dict:
+    try:
+        data = json.loads(calibrations_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_calibration(disk_key: str) -> Optional[CostModel]:
+    """A calibration kept on disk under ``disk_key``, or None (none, unreadable or of another shape)."""
+    try:
+        return CostModel(**_read_calibrations()[disk_key])
+    except (KeyError, TypeError):
+        return None
+
+
+def save_calibration(disk_key: str, model: CostModel) -> None:
+    """Keep ``model`` on disk under ``disk_key`` (atomically; a read-only cache only costs the next calibration)."""
+    path = calibrations_file()
+    data = {**_read_calibrations(), disk_key: asdict(model)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def cpu_name() -> str:
+    """The CPU's model name (what a calibration on disk is valid for, with the caches and thread count)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
+def network_size(net: Any) -> list:
+    """What the network's speed depends on besides the engine: its class and parameter count (or graph file size)."""
+    module = getattr(net, "module", None)
+    if module is not None and hasattr(module, "parameters"):
+        return [type(module).__name__, sum(p.numel() for p in module.parameters())]
+    path = getattr(getattr(net, "graph", None), "path", None)
+    size = Path(path).stat().st_size if path is not None and Path(path).is_file() else 0
+    return [type(net).__name__, size]
 
 
 def rows_interact(net: Any) -> bool:

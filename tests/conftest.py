@@ -28,8 +28,10 @@ ASR_MODELS = ["paraformer_tiny", "bicif_paraformer_tiny", "seaco_paraformer_tiny
 PUNC_MODELS = ["ct_punc_tiny", "ct_punc_jieba_tiny"]
 ALL_MODELS = ["fsmn-vad", *ASR_MODELS, *PUNC_MODELS]
 
-# funasr_onnx writes its CPU-specific int8 copies here, not into the home folder (subprocesses inherit it).
+# funasr_onnx writes its CPU-specific int8 copies, and the planner its calibrations, here, not into the home
+# folder (subprocesses inherit it).
 os.environ.setdefault("FUNASR_ONNX_CACHE", tempfile.mkdtemp(prefix="funasr-onnx-cache-"))
+os.environ.setdefault("FUNASR_CACHE", tempfile.mkdtemp(prefix="funasr-cache-"))
 
 
 def parity_path(rel: str) -> Path:

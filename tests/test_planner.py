@@ -1,4 +1,9 @@
 """Batch plans for the CPU: within the user's bounds, deterministic given a calibration, and the same results as one at a time."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -7,7 +12,7 @@ import funasr_onnx
 from conftest import AUDIO, auto, exported, model_path
 from funasr import AutoModel
 from funasr.audio import AudioItem
-from funasr.planner import ONE_AT_A_TIME, CostModel, cost_model, plan_batches
+from funasr.planner import ONE_AT_A_TIME, CostModel, calibrations_file, cost_model, plan_batches
 
 # A calibration as the PyTorch Paraformer-large gives on a 2-core AVX2 EPYC (seconds).
 LARGE = CostModel(call_s=0.03, frame_s=6e-4, pair_s=4e-7, max_frames=1100, frame_ms=60)
@@ -56,6 +61,30 @@ def test_calibration_once_per_model_engine_and_threads(name):
     assert model is cost_model(task)  # cached: measured once
     assert model.frame_ms == 60 and model.max_frames >= 1
     assert all(np.isfinite(v) and v >= 0 for v in (model.call_s, model.frame_s, model.pair_s))
+
+
+NEXT_PROCESS = """
+import dataclasses, json, sys
+from funasr import AutoModel
+from funasr.planner import cost_model
+task = AutoModel(model=sys.argv[1], device="cpu", ncpu=1, disable_pbar=True).task
+print(json.dumps(dataclasses.asdict(cost_model(task))))
+"""
+
+
+def test_a_calibration_is_kept_on_disk_for_the_next_process(tmp_path):
+    env = {**os.environ, "FUNASR_CACHE": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", NEXT_PROCESS, str(model_path("paraformer_tiny"))], env=env,
+                           capture_output=True, text=True, check=True)
+    stored = json.loads((tmp_path / "planner.json").read_text())
+    (key,) = stored
+    assert stored[key] == json.loads(first.stdout.splitlines()[-1])
+    stored[key]["max_frames"] = 7  # a next process that calibrated again would not see this
+    (tmp_path / "planner.json").write_text(json.dumps(stored))
+    second = subprocess.run([sys.executable, "-c", NEXT_PROCESS, str(model_path("paraformer_tiny"))], env=env,
+                            capture_output=True, text=True, check=True)
+    assert json.loads(second.stdout.splitlines()[-1]) == stored[key]
+    assert calibrations_file().parent != tmp_path  # this process keeps the session's cache folder
 
 
 def test_file_batches_of_a_hotword_model_equal_one_at_a_time():

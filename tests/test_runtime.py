@@ -251,6 +251,8 @@ def test_session_settings(export_dirs):
     model = funasr_onnx.AutoModel(model=export_dirs["ct_punc_tiny"], intra_op_num_threads=2, inter_op_num_threads=1)
     opts = model.task.net.graph.session.get_session_options()
     assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
+    # idle pool threads sleep instead of spinning: a model's graphs run in turn, each with its own pool
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     mine = ort.SessionOptions()
     mine.intra_op_num_threads = 3
     punc = funasr_onnx.CTTransformer(export_dirs["ct_punc_tiny"], session_options=mine)

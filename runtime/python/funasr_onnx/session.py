@@ -51,6 +51,11 @@ class SessionConfig:
         opts.intra_op_num_threads = int(self.intra_op_num_threads)
         opts.inter_op_num_threads = int(self.inter_op_num_threads)
         opts.log_severity_level = 3
+        # Idle intra-op threads would spin-wait for the next op. A model runs several graphs in turn
+        # (streaming encoder and decoder, a pipeline's VAD, ASR and punctuation), each with its own
+        # pool, and the spinning pool of the graph just run takes the cores of the one running:
+        # 2 threads were 2x slower per streaming chunk than 1 (docs/benchmarks.md).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return opts
 
     def providers(self) -> list[Any]:

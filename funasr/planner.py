@@ -4,11 +4,11 @@ One call on many segments reads the weights once and multiplies bigger matrices,
 every segment to the batch's longest, pays attention for T² frames per segment, and past
 the CPU's caches slows every frame. A ``CostModel`` of the loaded model (a short calibration
 on it, once per machine per network size, engine and thread count, kept in
-``$FUNASR_CACHE/planner.json``; the frame cap from the cache size and thread count) predicts the seconds of a batch; ``plan_batches`` splits the
-length-sorted inputs into the batches with the least predicted time, within the user's
-``batch_size_s``. Every batch of such a plan is predicted no slower than its inputs one by
-one (else splitting it would be cheaper). On a GPU there is no cost model: the largest
-batches ``batch_size_s`` allows.
+``$FUNASR_CACHE/planner.json``; the frame cap from the cache size and thread count) predicts
+the seconds of a batch; ``plan_batches`` splits the length-sorted inputs into the batches
+with the least predicted time, within the user's ``batch_size_s``. Every batch of such a
+plan is predicted no slower than its inputs one by one (else splitting it would be cheaper).
+On a GPU there is no cost model: the largest batches ``batch_size_s`` allows.
 """
 from __future__ import annotations
 
@@ -178,10 +178,11 @@ def cpu_name() -> str:
 
 
 def network_size(net: Any) -> list:
-    """What the network's speed depends on besides the engine: its class and parameter count (or graph file size)."""
+    """What the network's speed depends on besides the engine: its class, parameter count and dtype (or graph file size)."""
     module = getattr(net, "module", None)
     if module is not None and hasattr(module, "parameters"):
-        return [type(module).__name__, sum(p.numel() for p in module.parameters())]
+        params = list(module.parameters())
+        return [type(module).__name__, sum(p.numel() for p in params), str(params[0].dtype) if params else ""]
     path = getattr(getattr(net, "graph", None), "path", None)
     size = Path(path).stat().st_size if path is not None and Path(path).is_file() else 0
     return [type(net).__name__, size]

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from funasr.errors import ConfigError
-from funasr.models.sanm import DepthwiseConvMemory, Past, attend, fsmn_memory, layer_norm, length_mask, with_past
+from funasr.models.sanm import (
+    DepthwiseConvMemory, Past, attend, depthwise_conv, fsmn_memory, layer_norm, length_mask, with_past,
+)
 from funasr.registry import register
 
 
@@ -48,7 +50,7 @@ class FSMNAttention(nn.Module):
         columns up to an item's end are its next history.
         """
         padded = torch.cat([history, x.transpose(1, 2)], dim=2)
-        y = F.conv1d(padded, self.fsmn_block.weight, groups=padded.shape[1]).transpose(1, 2)
+        y = depthwise_conv(padded, self.fsmn_block.weight).transpose(1, 2)
         return y + x, padded
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from funasr.export.graph import DEFAULT_AXIS_RANGES, ExportGraph
@@ -32,7 +31,7 @@ from funasr.models.paraformer_streaming.family import (
     IN_CACHE, KEYS, LOGITS, OUT_CACHE, PAST_ENC, PAST_ENC_LEN, PAST_KEYS, PAST_LEN, PAST_VALUES, SAMPLE_IDS, SPEECH,
     SPEECH_LENGTHS, VALUES,
 )
-from funasr.models.sanm import length_mask
+from funasr.models.sanm import depthwise_conv, length_mask
 
 LOOK_BACK_AXIS = "look_back_length"  # frames of look-back (TensorRT profile range below)
 
@@ -112,7 +111,7 @@ class StreamingDecoderExport(nn.Module):
             y = layer.norm2(layer.feed_forward(layer.norm1(x))) * mask
             padded = torch.cat([cache.to(y.dtype), y.transpose(1, 2)], dim=2)  # (B, D, kernel-1+N)
             weight = layer.self_attn.fsmn_block.weight
-            x = x + F.conv1d(padded, weight, groups=weight.shape[0]).transpose(1, 2) + y
+            x = x + depthwise_conv(padded, weight).transpose(1, 2) + y
             x = x + layer.src_attn(layer.norm3(x), memory, bias)
             out_cache.append(torch.gather(padded, 2, ends[:, None, :].expand(-1, padded.shape[1], -1)).float())
         for layer in self.decoders3:

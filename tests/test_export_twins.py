@@ -92,7 +92,7 @@ def test_attention(padding):
     q, k, v = (torch.randn(3, 23, 32) for _ in range(3))
     _, key_mask = masks(lens, 23, torch.float32)
     _, bias = export_masks(lens, 23)
-    close(attention(q, k, v, 4, bias), attend(q, k, v, 4, key_mask))
+    close(attention(q, k, v, 4, 8, bias), attend(q, k, v, 4, key_mask))
 
 
 @pytest.mark.parametrize("padding", LENGTHS)

@@ -25,24 +25,34 @@ def key_bias(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros_like(valid, dtype=dtype).masked_fill(~valid, float("-inf"))[:, None, None, :]
 
 
-def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """(B, T, D) -> (B, heads, T, D / heads)."""
-    return x.reshape(x.shape[0], x.shape[1], heads, x.shape[2] // heads).transpose(1, 2)
+def split_heads(x: torch.Tensor, batch: torch.Tensor, heads: int, dk: int) -> torch.Tensor:
+    """(B, T, heads * dk) -> (B, heads, T, dk)."""
+    return x.reshape(batch, -1, heads, dk).transpose(1, 2)
 
 
-def attention_probs(q: torch.Tensor, k: torch.Tensor, heads: int, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """Softmax attention weights (B, heads, Tq, Tk) of q (B, Tq, D) over k (B, Tk, D); ``bias`` is added to the scores."""
-    dk = q.shape[2] // heads
-    scores = torch.matmul(split_heads(q * dk**-0.5, heads), split_heads(k, heads).transpose(2, 3))
+def batch_size(q: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """B, read off the bias when there is one: every layer of a graph shares it, so the graph computes B once."""
+    return q.shape[0] if bias is None else bias.shape[0]
+
+
+def attention_probs(q: torch.Tensor, k: torch.Tensor, heads: int, dk: int, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Softmax attention weights (B, heads, Tq, Tk) of q (B, Tq, D) over k (B, Tk, D); ``bias`` is added to the scores.
+
+    ``heads`` and ``dk`` are the module's sizes (Python numbers), so the graph holds them as constants
+    instead of computing them from each layer's shapes.
+    """
+    batch = batch_size(q, bias)
+    scores = torch.matmul(split_heads(q * dk**-0.5, batch, heads, dk), split_heads(k, batch, heads, dk).transpose(2, 3))
     if bias is not None:
         scores = scores + bias
     return torch.softmax(scores, dim=-1)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, bias: Optional[torch.Tensor]) -> torch.Tensor:
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, dk: int, bias: Optional[torch.Tensor]) -> torch.Tensor:
     """Multi-head scaled dot-product attention: q (B, Tq, D), k/v (B, Tk, D) -> (B, Tq, D)."""
-    out = torch.matmul(attention_probs(q, k, heads, bias), split_heads(v, heads))  # (B, heads, Tq, dk)
-    return out.transpose(1, 2).reshape(q.shape[0], q.shape[1], q.shape[2])
+    batch = batch_size(q, bias)
+    out = torch.matmul(attention_probs(q, k, heads, dk, bias), split_heads(v, batch, heads, dk))  # (B, heads, Tq, dk)
+    return out.transpose(1, 2).reshape(batch, -1, heads * dk)
 
 
 class SelfAttentionExport(nn.Module):
@@ -51,6 +61,7 @@ class SelfAttentionExport(nn.Module):
     def __init__(self, attn: nn.Module) -> None:
         super().__init__()
         self.h = attn.h
+        self.d = attn.linear_out.in_features  # q, k and v each
         self.linear_q_k_v = attn.linear_q_k_v
         self.linear_out = attn.linear_out
         self.fsmn_block = attn.fsmn_block
@@ -62,9 +73,10 @@ class SelfAttentionExport(nn.Module):
         self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor, past: Optional[tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``forward`` whose keys/values are ``past`` (B, L, D) then the chunk's (``bias`` covers both); also the chunk's (k, v)."""
-        q, k, v = self.linear_q_k_v(x).chunk(3, dim=-1)
+        q, k, v = torch.split(self.linear_q_k_v(x), [self.d] * 3, dim=-1)  # sizes as constants, not from the shape
         keys, values = (k, v) if past is None else (torch.cat([past[0], k], dim=1), torch.cat([past[1], v], dim=1))
-        return self.linear_out(attention(q, keys, values, self.h, bias)) + fsmn_memory(self.fsmn_block, v, mask), (k, v)
+        out = attention(q, keys, values, self.h, self.d // self.h, bias)
+        return self.linear_out(out) + fsmn_memory(self.fsmn_block, v, mask), (k, v)
 
 
 class EncoderLayerExport(nn.Module):
@@ -124,18 +136,19 @@ class CrossAttentionExport(nn.Module):
     def __init__(self, attn: nn.Module) -> None:
         super().__init__()
         self.h = attn.h
+        self.d = attn.linear_q.out_features
         self.linear_q = attn.linear_q
         self.linear_k_v = attn.linear_k_v
         self.linear_out = attn.linear_out
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-        k, v = self.linear_k_v(memory).chunk(2, dim=-1)
-        return self.linear_out(attention(self.linear_q(x), k, v, self.h, bias))
+        k, v = torch.split(self.linear_k_v(memory), [self.d] * 2, dim=-1)
+        return self.linear_out(attention(self.linear_q(x), k, v, self.h, self.d // self.h, bias))
 
     def weights(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """Attention probabilities (B, heads, N, T) over an unpadded memory."""
-        k = self.linear_k_v(memory)[..., : x.shape[2]]
-        return attention_probs(self.linear_q(x), k, self.h, None)
+        k = self.linear_k_v(memory)[..., : self.d]
+        return attention_probs(self.linear_q(x), k, self.h, self.d // self.h, None)
 
 
 class DecoderLayerExport(nn.Module):

@@ -117,6 +117,8 @@ def lookup(name: str) -> type:
     if name in _TABLE:
         return _TABLE[name]
     import_modules(CORE_MODULES)
+    if name in _TABLE:  # a torch-free class: the families' modules (torch, when installed) are not needed
+        return _TABLE[name]
     have_torch = all([import_modules(f.modules) for f in families()])
     if name not in _TABLE:
         if not have_torch:

@@ -1,7 +1,7 @@
 """VAD -> ASR -> punctuation over long audio: batching by seconds, merging, sentences (torch-free)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 Task = Callable[..., list]  # task(items, options) -> list[dict]
 SAMPLES_PER_MS = 16  # at 16 kHz
-VAD_BLOCK = 16000 * 60 * 10  # samples of a file on disk read at a time for VAD (10 minutes)
+VAD_BLOCK = 16000 * 60  # samples of a file on disk read at a time for VAD (1 minute)
 
 
 def merge_segments(segments: list[list[int]], max_ms: float) -> list[list[int]]:
@@ -36,9 +36,9 @@ def merge_segments(segments: list[list[int]], max_ms: float) -> list[list[int]]:
 class FbankFrames:
     """The VAD's fbank frames of one recording, in the blocks it computed them in; ASR takes its segments' frames here."""
 
-    def __init__(self, blocks: list[np.ndarray], length: int, shift: int) -> None:
+    def __init__(self, blocks: list[np.ndarray], length: int, shift: int, first: int = 0) -> None:
         self.blocks = [b for b in blocks if len(b)]
-        self.starts = np.cumsum([0] + [len(b) for b in self.blocks])  # frame index of each block's first frame
+        self.starts = first + np.cumsum([0] + [len(b) for b in self.blocks])  # frame index of each block's first frame
         self.length, self.shift = length, shift  # frame length and shift in samples
 
     def segment(self, start: int, stop: int) -> Optional[np.ndarray]:
@@ -51,7 +51,7 @@ class FbankFrames:
             return None
         first = start // self.shift
         last = first + 1 + (stop - start - self.length) // self.shift
-        if last > self.starts[-1]:
+        if first < self.starts[0] or last > self.starts[-1]:
             return None
         i, j = np.searchsorted(self.starts, first, "right") - 1, np.searchsorted(self.starts, last, "left")
         parts = [b[max(first - s, 0) : last - s] for b, s in zip(self.blocks[i:j], self.starts[i:j])]
@@ -78,12 +78,15 @@ class Pipeline:
         """One recording through the whole chain."""
         conf = opts.pipeline
         kept: Optional[list[np.ndarray]] = [] if self.shares_fbank() else None
-        segments = self._segments(item, opts.vad, kept)
-        if conf.merge_vad:
-            segments = merge_segments(segments, 1000 * conf.merge_length_s)
-        frames = FbankFrames(kept, *self.vad.frontend.frame_samples) if kept is not None else None
-        seg_results = self._recognize(item, segments, opts, frames)
-        del kept, frames
+        if item.waveform is None and not conf.merge_vad:
+            segments, seg_results = self._segments_and_text(item, opts, kept)
+        else:
+            segments = self._segments(item, opts.vad, kept)
+            if conf.merge_vad:
+                segments = merge_segments(segments, 1000 * conf.merge_length_s)
+            frames = FbankFrames(kept, *self.vad.frontend.frame_samples) if kept is not None else None
+            seg_results = self._recognize(item, segments, opts, frames)
+            del kept, frames
         texts = [r.get("text", "") for r in seg_results]
         stamps = [[[s + int(seg[0]), e + int(seg[0])] for s, e in r.get("timestamp", [])] for r, seg in zip(seg_results, segments)]
         has_stamps = self.asr.gives_timestamps(opts.asr)
@@ -119,15 +122,42 @@ class Pipeline:
             if final:
                 stream.input_finished()
             return self.vad.decode_stream(stream)
+        return [seg for done in self._vad_blocks(item, options, kept) for seg in done]
+
+    def _vad_blocks(self, item: Recording, options: VADCallOptions, kept: Optional[list[np.ndarray]]) -> Iterator[list[list[int]]]:
+        """A file on disk fed to one VAD stream a block at a time: the segments each block finishes."""
         stream = self.vad.call_stream(options, streaming=False)
         stream.features.kept = kept
-        segments: list[list[int]] = []
         for block, last in item.blocks(VAD_BLOCK):
             stream.accept_waveform(block)
             if last:
                 stream.input_finished()
-            segments.extend(self.vad.decode_stream(stream))
-        return segments
+            yield self.vad.decode_stream(stream)
+
+    def _segments_and_text(
+        self, item: Recording, opts: GenerateOptions, kept: Optional[list[np.ndarray]]
+    ) -> tuple[list[list[int]], list[dict]]:
+        """A file on disk: VAD block by block, each block's finished segments recognised before the next block is read.
+
+        Memory stays that of a block whatever the length: the VAD's fbank frames (``kept``) are let go up to
+        the end of the last finished segment. Same segments as over the whole file, and ASR results do not
+        depend on how segments are batched, so the results are those of the whole file at once.
+        """
+        length, shift = self.vad.frontend.frame_samples
+        first = 0  # frame index of kept[0]
+        segments: list[list[int]] = []
+        results: list[dict] = []
+        for done in self._vad_blocks(item, opts.vad, kept):
+            if not done:
+                continue
+            frames = FbankFrames(kept, length, shift, first) if kept is not None else None
+            results += self._recognize(item, done, opts, frames)
+            segments += done
+            if kept is not None:  # later segments start at or after this end: earlier frames are never read again
+                end = int(done[-1][1] * SAMPLES_PER_MS) // shift
+                while kept and first + len(kept[0]) <= end:
+                    first += len(kept.pop(0))
+        return segments, results
 
     def _recognize(self, item: Recording, segments: list[list[int]], opts: GenerateOptions,
                    frames: Optional[FbankFrames] = None) -> list[dict]:

@@ -99,6 +99,28 @@ def test_file_read_in_blocks_equals_audio_in_memory(bicif_chain, monkeypatch, bl
     assert from_disk == in_memory
 
 
+def test_a_long_file_is_recognised_block_by_block_with_bounded_frames(bicif_chain, monkeypatch, tmp_path):
+    import funasr.pipeline
+
+    clip = sf.read(AUDIO / "pub_concat.wav", dtype="float32")[0]
+    wav = tmp_path / "long.wav"
+    sf.write(wav, np.concatenate([clip] * 10), 16000, subtype="PCM_16")  # 3.6 minutes
+    in_memory = bicif_chain.generate(input=sf.read(wav, dtype="float32")[0], sentence_timestamp=True)[0]
+    held: list[int] = []  # fbank frames the pipeline holds each time ASR runs
+    real = funasr.pipeline.FbankFrames.__init__
+
+    def spy(self, blocks, *args):
+        real(self, blocks, *args)
+        held.append(int(self.starts[-1] - self.starts[0]))
+
+    monkeypatch.setattr(funasr.pipeline.FbankFrames, "__init__", spy)
+    from_disk = bicif_chain.generate(input=str(wav), sentence_timestamp=True)[0]
+    assert from_disk.pop("key") == "long" and in_memory.pop("key")
+    assert from_disk == in_memory
+    # ASR ran after each minute-long VAD block and held at most two blocks' frames, never the recording's 21600
+    assert len(held) >= 3 and max(held) <= 2 * 6000
+
+
 def test_long_file_stays_on_disk():
     from funasr.audio import Source, open_recording
 

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import funasr_onnx
-from conftest import AUDIO, auto, exported, model_path
-from funasr import AutoModel
-from funasr.audio import AudioItem
+from conftest import AUDIO, RUNTIME, auto, exported, model_path
+
+sys.path.insert(0, str(RUNTIME))
+
+import funasr_onnx  # noqa: E402
+from funasr import AutoModel  # noqa: E402
+from funasr.audio import AudioItem  # noqa: E402
 from funasr.planner import ONE_AT_A_TIME, CostModel, calibrations_file, cost_model, plan_batches
 
 # A calibration as the PyTorch Paraformer-large gives on a 2-core AVX2 EPYC (seconds).

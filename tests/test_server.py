@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Iterator, Optional
 
 import httpx
@@ -18,6 +19,7 @@ from websockets.sync.client import connect
 
 from conftest import AUDIO, BUNDLED_VAD, MODELS, PARITY, close_ms, norm_text, parity_cases
 from funasr.audio import AudioItem
+from funasr.errors import OptionError
 from funasr.serve.app import ServerConfig, create_app, serving
 from funasr.serve.models import ModelChoice, Models
 from funasr.serve.protocol import NOT_PCM, parse_chunk_size, ProtocolError, stamp_sents
@@ -287,6 +289,32 @@ def test_2pass_second_pass_per_vad_segment(models):
         stream.accept_text(text)
         assert r["text"] == models.realtime_punc.decode_streams([stream])[0]["text"] + ("。" if r["is_final"] else "")
     assert all(sum(len(s["ts_list"]) for s in r["stamp_sents"]) == len(json.loads(r["timestamp"])) for r in finals)
+def test_2pass_sentence_end_silence_is_a_server_setting(models):
+    """--max-end-silence-ms: 2pass sentences end after that much silence instead of the VAD's schedule (2000 ms for
+    short utterances), so finals come sooner and a 1 s pause ends a sentence."""
+    audio = sf.read(AUDIO / "pub_concat.wav", dtype="float32")[0]
+
+    def vad_segments(options) -> list[list[int]]:
+        stream, events = models.vad.create_stream(chunk_ms=60, streaming=True, options=options), []  # as the server runs it
+        for i in range(0, len(audio), 960):
+            stream.accept_waveform(audio[i : i + 960])
+            events += models.vad.decode_stream(stream)
+        stream.input_finished()
+        events += models.vad.decode_stream(stream)
+        starts, ends = [b for b, _ in events if b >= 0], [e for _, e in events if e >= 0]
+        return [list(p) for p in zip(starts, ends)]
+
+    first = {"mode": "2pass", "chunk_size": [5, 10, 5], "wav_name": "p"}
+    fixed = Models(replace(models.choice, max_end_silence_ms=800), models.offline, models.online, models.realtime_punc)
+    want = vad_segments(models.vad.options.for_call(max_end_silence_time=800))
+    assert len(want) > len(vad_segments(None))  # the setting changes where sentences end on this recording
+    with server(fixed) as address:
+        finals = [r for r in client(address, first, pcm("pub_concat.wav")) if r["mode"] == "2pass-offline"]
+    assert [[r["start_time"], r["end_time"]] for r in finals if "start_time" in r] == want and finals[-1]["is_final"]
+    with pytest.raises(OptionError, match="max_end_silence_ms"):
+        ModelChoice(max_end_silence_ms=0)
+
+
 def test_slow_reader_is_closed_and_others_go_on(models):
     """A client that never reads its results: the server keeps at most a few for it, then closes it; a client
     alongside is served and the connection count returns to zero."""

@@ -41,6 +41,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     m.add_argument("--quantize", action="store_true", help="onnx: run the int8 graphs")
     m.add_argument("--ncpu", type=int, default=1, help="threads per model run (default 1: connections run in parallel instead)")
     m.add_argument("--hub", default="hf", choices=["hf", "ms"], help="model hub for names")
+    m.add_argument("--max-end-silence-ms", type=int, default=None,
+                   help="2pass: silence (ms) that ends a sentence, fixed (default: the VAD model's schedule, 2000 ms for "
+                        "short utterances as in FunASR's Python server; FunASR's C++ runtime uses 800)")
     s = p.add_argument_group("serving")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
     s.add_argument("--port", type=int, default=10095)
@@ -91,7 +94,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         choice = ModelChoice(model=args.model, online_model=args.online_model, vad_model=args.vad_model,
                              punc_model=args.punc_model, realtime_punc_model=args.realtime_punc_model, engine=args.engine,
-                             device=args.device, quantize=args.quantize, ncpu=args.ncpu, hub=args.hub)
+                             device=args.device, quantize=args.quantize, ncpu=args.ncpu, hub=args.hub,
+                             max_end_silence_ms=args.max_end_silence_ms)
         models = Models.load(choice)
         config = ServerConfig(token=read_token(args), max_connections=args.max_connections,
                               max_message_bytes=args.max_message_bytes, max_upload_bytes=int(args.max_upload_mb * (1 << 20)),

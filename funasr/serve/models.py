@@ -27,10 +27,15 @@ class ModelChoice:
     quantize: bool = False  # onnx: the int8 graphs
     ncpu: int = 1  # threads per model run: more only pays for long offline passes on an idle machine
     hub: str = "hf"
+    max_end_silence_ms: Optional[int] = None  # 2pass endpointing: fixed VAD end silence (None: the model's schedule)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise OptionError(f"engine={self.engine!r} is not allowed: pass one of {', '.join(ENGINES)}")
+        if self.max_end_silence_ms is not None and (isinstance(self.max_end_silence_ms, bool) or not isinstance(
+                self.max_end_silence_ms, int) or self.max_end_silence_ms <= 0):
+            raise OptionError(f"max_end_silence_ms={self.max_end_silence_ms!r} is not allowed: pass a positive number of "
+                              "milliseconds (e.g. 800), or None for the VAD model's own schedule")
 
 
 def load_task(name: str, choice: ModelChoice) -> Any:
@@ -56,6 +61,9 @@ class Models:
         self.asr, self.vad, self.punc = offline.task, offline.vad_task, offline.punc_task
         self.online = online
         self.realtime_punc = realtime_punc
+        fixed = choice.max_end_silence_ms
+        # the VAD settings of every 2pass connection's stream (None: the model's)
+        self.vad_options = None if self.vad is None or fixed is None else self.vad.options.for_call(max_end_silence_time=fixed)
 
     @classmethod
     def load(cls, choice: ModelChoice) -> "Models":

@@ -158,7 +158,7 @@ class Connection:
                 await self._partial(await self.batcher.decode(m.online, self.asr_stream))
         if cfg.mode == "2pass":
             if self.vad_stream is None:
-                self.vad_stream = m.vad.create_stream(chunk_ms=cfg.vad_chunk_ms, streaming=True)
+                self.vad_stream = m.vad.create_stream(chunk_ms=cfg.vad_chunk_ms, streaming=True, options=m.vad_options)
             self.vad_stream.accept_waveform(samples)
             if len(self.vad_stream.pending) >= cfg.vad_chunk_ms * SAMPLES_PER_MS:
                 for beg, end in self._closed(await self.batcher.decode(m.vad, self.vad_stream)):

@@ -1,6 +1,8 @@
 """VAD -> ASR -> punctuation over long audio: batching by seconds, merging, sentences (torch-free)."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import numpy as np
@@ -8,7 +10,7 @@ from tqdm.auto import tqdm
 
 from funasr.audio import AudioItem, Recording, TextItem
 from funasr.options import GenerateOptions, VADCallOptions
-from funasr.planner import plan_for
+from funasr.planner import concurrent_runs, plan_for
 from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
 
 if TYPE_CHECKING:
@@ -168,7 +170,8 @@ class Pipeline:
         out: list[dict] = [{}] * len(segments)
         batches = plan_for(self.asr, durations, budget, 1000 * opts.pipeline.batch_size_threshold_s)
         show = not opts.run.disable_pbar and len(batches) > 1
-        for batch in tqdm(batches, desc=f"{item.key} segments", disable=not show, leave=False):
+
+        def run(batch: list[int]) -> list[tuple[int, dict]]:
             spans = {i: (int(segments[i][0] * SAMPLES_PER_MS), min(int(segments[i][1] * SAMPLES_PER_MS), item.length))
                      for i in batch}
             fbanks = {i: frames.segment(*spans[i]) if frames is not None else None for i in batch}
@@ -176,6 +179,12 @@ class Pipeline:
             batch = [i for i in batch if fbanks[i] is not None or len(pieces[i])]  # past the end of the audio: nothing
             seg_items = [AudioItem(item.key, None if fbanks[i] is not None else np.ascontiguousarray(pieces[i]), fbank=fbanks[i])
                          for i in batch]
-            for i, res in zip(batch, self.asr(seg_items, opts.stream if streaming else opts.asr) if seg_items else []):
-                out[i] = res
+            return list(zip(batch, self.asr(seg_items, opts.stream if streaming else opts.asr) if seg_items else []))
+
+        workers = concurrent_runs(self.asr) if all(len(b) == 1 for b in batches) else 1
+        with ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+            done = pool.map(run, batches) if pool is not None else map(run, batches)
+            for pairs in tqdm(done, total=len(batches), desc=f"{item.key} segments", disable=not show, leave=False):
+                for i, res in pairs:
+                    out[i] = res
         return out

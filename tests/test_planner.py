@@ -15,7 +15,7 @@ sys.path.insert(0, str(RUNTIME))
 import funasr_onnx  # noqa: E402
 from funasr import AutoModel  # noqa: E402
 from funasr.audio import AudioItem  # noqa: E402
-from funasr.planner import ONE_AT_A_TIME, CostModel, calibrations_file, cost_model, plan_batches
+from funasr.planner import ONE_AT_A_TIME, CostModel, calibrations_file, concurrent_runs, cost_model, plan_batches
 
 # A calibration as the PyTorch Paraformer-large gives on a 2-core AVX2 EPYC (seconds).
 LARGE = CostModel(call_s=0.03, frame_s=6e-4, pair_s=4e-7, max_frames=1100, frame_ms=60)
@@ -134,3 +134,12 @@ def test_torch_free_runtime_plans_the_same_way(export_root):
     assert cost_model(int8.task) is ONE_AT_A_TIME
     assert plan_batches([1000, 1000, 2000], 300000, 60000, ONE_AT_A_TIME) == [[0], [1], [2]]
     assert int8.generate(input=files, batch_size=len(files)) == int8.generate(input=files, batch_size=1)
+
+
+def test_onnx_segments_two_at_a_time_give_one_at_a_time_results(export_root, chain):
+    asr, vad = exported(export_root, "bicif_paraformer_tiny"), exported(export_root, "fsmn-vad")
+    wav = str(AUDIO / "pub_concat.wav")
+    one, two = (funasr_onnx.AutoModel(model=str(asr), vad_model=str(vad), quantize=True, intra_op_num_threads=n, disable_pbar=True)
+                for n in (1, 2))
+    assert concurrent_runs(one.task) == 1 and concurrent_runs(two.task) == 2 and concurrent_runs(chain.task) == 1
+    assert two.generate(input=wav, sentence_timestamp=True) == one.generate(input=wav, sentence_timestamp=True)

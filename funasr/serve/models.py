@@ -35,7 +35,7 @@ class ModelChoice:
         if self.max_end_silence_ms is not None and (isinstance(self.max_end_silence_ms, bool) or not isinstance(
                 self.max_end_silence_ms, int) or self.max_end_silence_ms <= 0):
             raise OptionError(f"max_end_silence_ms={self.max_end_silence_ms!r} is not allowed: pass a positive number of "
-                              "milliseconds (e.g. 800), or None for the VAD model's own schedule")
+                              "milliseconds (e.g. 800); leave it unset for the VAD model's own schedule")
 
 
 def load_task(name: str, choice: ModelChoice) -> Any:

@@ -51,6 +51,9 @@ class FSMNBlock(nn.Module):
         if cache is None:
             cache = x.new_zeros(x.shape[0], self.context, x.shape[2])
         history = torch.cat([cache, x], dim=1)  # (B, context + T, D)
+        if torch.onnx.is_in_onnx_export():  # one depthwise convolution: onnxruntime's kernel, not 2 x lorder ops
+            conv = self.conv_left(history.transpose(1, 2).unsqueeze(-1)).squeeze(-1).transpose(1, 2)  # (B, T, D)
+            return x + conv, history[:, history.shape[1] - self.context :]
         taps = self.conv_left.weight[:, 0, :, 0].t().contiguous()  # (lorder, D); tap k looks back context - k*lstride
         t = x.shape[1]
         out = torch.addcmul(x, history[:, :t], taps[0])

@@ -6,8 +6,9 @@ import ctypes.util
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -102,15 +103,21 @@ def release_freed_heap() -> bool:
     copy: glibc keeps most of those pages for later allocations, so a process that loaded a 237 MB int8
     graph stayed ~130 MiB larger than it needed to be (docs/benchmarks.md).
     """
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
-        trim = None
+    trim = _malloc_trim()
     if trim is None:
         return False
     trim(0)
     return True
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Optional[Callable[[int], int]]:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ldconfig); None without glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        return None
 
 
 def model_config(model: Union[str, Path], hub: str = "hf", **overrides: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -326,3 +327,35 @@ def test_bad_data_lines_are_reported_skipped_and_counted(corpus, tmp_path, caplo
     assert "broken" in log and "liar" in log
     assert "bad training data skipped or corrected" in log
     assert checkpoint.load(out / "model.pt")["step"] == 2  # 4 good + the corrected one (+ the broken one, dropped in its batch)
+
+
+def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes(corpus, tmp_path):
+    # a run that would go on for 1000 epochs, with a data worker process: SIGTERM to the whole process group (as
+    # `timeout` and batch schedulers send it) ends it cleanly
+    out = tmp_path / "exp"
+    cmd = [sys.executable, "-m", "funasr.bin.train", *args(corpus, out, "++train_conf.max_epoch=1000",
+           "++dataset_conf.num_workers=1", "++train_conf.avg_nbest_model=0")]
+    run = subprocess.Popen(cmd, env=_recipe_env(), stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = []
+    try:
+        for line in run.stderr:
+            log.append(line)
+            if re.search(r"epoch 2 step \d+:", line):
+                os.killpg(run.pid, signal.SIGTERM)
+                break
+        log.extend(run.stderr)
+        assert run.wait(timeout=120) == 0, "".join(log[-20:])
+    finally:
+        run.kill()
+    text = "".join(log)
+    stop = re.search(r"stopped at epoch (\d+) step (\d+)", text)
+    assert stop, text[-3000:]
+    epoch, step = int(stop.group(1)), int(stop.group(2))
+    saved = checkpoint.load(out / "model.pt")
+    assert saved["step"] == step and saved["epoch"] == epoch
+    assert (out / f"model.pt.ep{epoch}.{step}").is_file()
+    # the same command, now with an end in sight, goes on from the saved step
+    again = train(load_config(args(corpus, out, f"++train_conf.max_epoch={epoch + 1}", "++train_conf.avg_nbest_model=0")))
+    steps = [h[0] for h in history(again)]
+    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] > step  # every step once, none lost or repeated
+    assert checkpoint.load(again / "model.pt")["epoch"] == epoch + 2

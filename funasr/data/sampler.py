@@ -11,6 +11,7 @@ continues at a global batch position.
 """
 from __future__ import annotations
 
+import signal
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -171,6 +172,14 @@ class BatchSampler(torch.utils.data.Sampler):
         return max(0, len(self.global_batches()) - self.start)
 
 
+def _ignore_sigterm(worker_id: int) -> None:
+    """A data worker outlives a SIGTERM sent to the whole process group, so the trainer can finish its step and save.
+
+    (It stops as every worker does: at the loader's end, or when the trainer's process is gone.)
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class DataLoader:
     """torch's DataLoader over an ``AudioDataset`` and a ``BatchSampler`` that knows how far the trainer got.
 
@@ -190,6 +199,7 @@ class DataLoader:
             pin_memory=pin_memory,
             prefetch_factor=prefetch_factor if num_workers > 0 else None,
             persistent_workers=persistent_workers and num_workers > 0,
+            worker_init_fn=_ignore_sigterm if num_workers > 0 else None,
         )
         self.done = 0  # batches of this epoch the trainer has taken since the sampler's start
 

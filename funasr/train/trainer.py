@@ -1,6 +1,8 @@
 """The training loop: accumulation, clipping, mixed precision, validation, checkpoints, exact resume, DDP.
 
-One optimizer step takes ``accum_grad`` batches. Each batch's loss is weighted by the criterion's
+One optimizer step takes ``accum_grad`` batches. SIGTERM (a scheduler's or a lease's end; torchrun passes it on to
+every process) stops the run after the optimizer step in progress, with a validation and a resumable
+checkpoint: the same command continues it exactly. Each batch's loss is weighted by the criterion's
 weight (utterances or tokens) over the weight of all processes, so ``N`` processes with batches of
 ``b`` step exactly as one process with batches of ``N * b`` (DistributedDataParallel averages the
 gradients, the weighting undoes the average). A non-finite gradient norm skips the step.
@@ -11,6 +13,8 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +83,7 @@ class Trainer:
         self.writer = self._tensorboard() if world.main else None
         self._resume_rng: Optional[dict] = None
         self._resume_loader: Optional[dict] = None
+        self.stopped = False  # set by SIGTERM: the run ends after the step in progress
 
     def _tensorboard(self) -> Any:
         try:
@@ -160,7 +165,28 @@ class Trainer:
             yield batch
 
     def fit(self, max_epoch: int) -> None:
-        """Train until ``max_epoch`` epochs are done, validating and saving at each epoch end."""
+        """Train until ``max_epoch`` epochs are done (or SIGTERM), validating and saving at each epoch end."""
+        with self._stop_on_sigterm():
+            self._fit(max_epoch)
+
+    @contextlib.contextmanager
+    def _stop_on_sigterm(self) -> Iterator[None]:
+        """While training, SIGTERM asks for a stop at the next optimizer step instead of killing the process."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, frame: Any) -> None:
+            log.warning("SIGTERM: stopping after the step in progress (validation and a resumable checkpoint first)")
+            self.stopped = True
+
+        previous = signal.signal(signal.SIGTERM, request_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _fit(self, max_epoch: int) -> None:
         while self.progress.epoch <= max_epoch:
             epoch = self.progress.epoch
             self.train_loader.set_epoch(epoch)
@@ -170,13 +196,14 @@ class Trainer:
             elif self._resume_rng is not None:  # resumed at an epoch boundary
                 checkpoint.set_rng_state(self._resume_rng)
                 self._resume_rng = None
-            self.train_epoch(epoch)
+            if not self.train_epoch(epoch):
+                return
             self.scheduler.step()  # once more at each epoch end, as FunASR's train.py does
             self.progress.epoch, self.progress.batches_done = epoch + 1, 0
             self._validate_and_save(f"model.pt.ep{epoch}")
 
-    def train_epoch(self, epoch: int) -> None:
-        """One epoch (the rest of it when resumed inside it)."""
+    def train_epoch(self, epoch: int) -> bool:
+        """One epoch (the rest of it when resumed inside it); False when SIGTERM stopped it (checkpoint saved)."""
         conf, p = self.conf, self.progress
         loader = self.train_loader
         self.net.train()
@@ -193,7 +220,9 @@ class Trainer:
                 with self._autocast():
                     loss, stats, weight = self.net(batch)
                 weight = torch.as_tensor(weight, dtype=torch.float64, device=self.device)
-                total = torch.tensor(self.world.sum([float(weight)], self.device)[0], dtype=torch.float64)
+                # one reduction carries the batch weights and any process's stop request
+                total, stops = self.world.sum([float(weight), float(self.stopped)], self.device)
+                total = torch.tensor(total, dtype=torch.float64)
                 scaled = loss * (float(weight) / float(total) * self.world.size / accum)
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             p.batches_done += 1
@@ -208,14 +237,22 @@ class Trainer:
             if update and p.step % conf["log_interval"] == 0:
                 self._log(epoch, window, bar)
             interval = conf["validate_interval"]
-            if update and interval and p.step % interval == 0:
+            if update and (stops or (interval and p.step % interval == 0)):
                 self._validate_and_save(f"model.pt.ep{epoch}.{p.step}")
                 self.net.train()
+            if update and stops:
+                log.warning("stopped at epoch %d step %d; the same command resumes from %s", epoch, p.step,
+                            self.output_dir / "model.pt")
+                self.stopped = True
+                if bar is not None:
+                    bar.close()
+                return False
         if micro % accum:  # the epoch's last, incomplete accumulation (its batches ran without DDP's sync)
             self._average_gradients()
             self._step()
         if bar is not None:
             bar.close()
+        return True
 
     def _amount(self, batch: dict[str, Any]) -> float:
         """The audio seconds of ``batch``, or its tokens when it has no audio (``rate`` follows)."""

@@ -58,7 +58,7 @@ def build_trainer(cfg: dict[str, Any], world: distributed.World, device: torch.d
         raise ConfigError(f"model {cfg['model']!r} cannot be trained here (its family declares no training loss)")
     frontend, tokenizer = frontend_and_tokenizer(cfg)
     model = build_network(cfg, frontend, tokenizer, device=device)
-    criterion = registry.resolve(family.criterion)(model, cfg)
+    criterion = registry.resolve(family.criterion)(model, cfg).to(device)  # its own buffers too (class weights)
     if cfg.get("init_param"):
         kept = load_checkpoint(model, cfg["init_param"], missing_ok=criterion.training_parts)
         log.info("initialised from %s%s", cfg["init_param"], f" ({len(kept)} training-only tensors new)" if kept else "")

@@ -65,6 +65,20 @@ def test_checkpoint_with_module_prefix_loads(tmp_path):
     assert torch.equal(model.predictor.cif_output.weight, state["predictor.cif_output.weight"])
 
 
+@pytest.mark.parametrize("meta", [False, True])
+def test_float16_checkpoint_loads_into_a_float32_model(tmp_path, meta):
+    # a release stored in half precision: the model keeps float32 (CPU kernels), holding the rounded weights
+    state = torch.load(PARITY / "models" / "paraformer_tiny" / "model.pt", weights_only=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, tmp_path / "model.pt")
+    cfg = resolve_model_dir(PARITY / "models" / "paraformer_tiny")
+    with torch.device("meta" if meta else "cpu"):
+        model = registry.lookup(cfg["model"]).from_config(cfg, input_size=560, vocab_size=412)
+    load_checkpoint(model, tmp_path / "model.pt")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    key = "predictor.cif_output.weight"
+    assert torch.equal(model.state_dict()[key], state[key].half().float())
+
+
 def test_checkpoint_missing_and_misshaped_keys_are_listed(tmp_path):
     state = torch.load(PARITY / "models" / "seaco_paraformer_tiny" / "model.pt", weights_only=True)
     del state["hotword_output_layer.bias"]

@@ -47,7 +47,8 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path], missing_ok: Sequen
     Keys of ``model`` under the submodules named in ``missing_ok`` (training-only parts such as
     ``ctc``) may be absent from the checkpoint: they keep their values. Keys the model does not
     have are ignored. A model on the meta device takes the checkpoint's tensors themselves
-    (memory-mapped, no copy); any other model is copied into, keeping its device and dtype.
+    (memory-mapped, no copy); any other model is copied into, keeping its device and dtype. Weights
+    stored in another floating dtype (a release saved in float16 to halve its size) take the model's.
     """
     state = read_state_dict(path)
     expected = model.state_dict()
@@ -73,8 +74,16 @@ def load_checkpoint(model: nn.Module, path: Union[str, Path], missing_ok: Sequen
             + ", ".join(broken[:20]) + (" ..." if len(broken) > 20 else "") + "; re-download or re-train the model"
         )
     meta = any(t.is_meta for t in expected.values())
-    model.load_state_dict({k: state[k] for k in expected if k in state}, strict=not kept, assign=meta)
+    tensors = {k: _as_dtype(state[k], expected[k].dtype) for k in expected if k in state}
+    model.load_state_dict(tensors, strict=not kept, assign=meta)
     return kept
+
+
+def _as_dtype(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` in the model's floating ``dtype`` (integer buffers stay as they are)."""
+    if tensor.is_floating_point() and dtype.is_floating_point and tensor.dtype != dtype:
+        return tensor.to(dtype)
+    return tensor
 
 
 def _all_finite(tensor: torch.Tensor, piece: int = 1 << 22) -> bool:

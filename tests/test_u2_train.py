@@ -159,6 +159,7 @@ def test_funasr_train_trains_a_wenet_folder_from_scratch_into_one_automodel_load
     assert cfg["dataset_conf"]["batch_type"] == "example" and cfg["dataset_conf"]["speed_perturb"] == [0.9, 1.0, 1.1]
     assert cfg["specaug"] == "SpecAug" and cfg["train_conf"]["grad_clip"] == 5  # WeNet's keys in funasr-train's spelling
     out = train(cfg)
+    assert str(folder) not in (out / "config.yaml").read_text(encoding="utf-8")  # no path back to the starting folder
     model = AutoModel(model=str(out), device="cpu", disable_pbar=True)
     trained = torch.load(out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
     assert torch.equal(model.model.state_dict()["ctc.ctc_lo.weight"], trained["ctc.ctc_lo.weight"])

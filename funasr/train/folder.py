@@ -32,6 +32,7 @@ def write_model_folder(cfg: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     tokens = token_list if isinstance(token_list, list) else read_token_list(token_list)
     (output_dir / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False, indent=0), encoding="utf-8")
     tokenizer_conf["token_list"] = "tokens.json"
+    tokenizer_conf.pop("symbol_table_path", None)  # a WeNet folder's units file: tokens.json replaces it
     metas["tokenizer_conf"] = {"token_list": "tokens.json"}
     if tokenizer_conf.get("seg_dict") and Path(tokenizer_conf["seg_dict"]).is_file():
         _copy(tokenizer_conf["seg_dict"], output_dir / "seg_dict")

@@ -71,8 +71,15 @@ def test_the_loss_is_wenets_hybrid_ctc_attention_loss():
         tiny("u2pp_conformer_tiny", reverse_weight=0.5, extra={"decoder": "transformer"})
 
 
+NO_DROPOUT = {
+    "encoder_conf": {"dropout_rate": 0.0, "positional_dropout_rate": 0.0, "attention_dropout_rate": 0.0},
+    "decoder_conf": {"dropout_rate": 0.0, "positional_dropout_rate": 0.0, "self_attention_dropout_rate": 0.0,
+                     "src_attention_dropout_rate": 0.0},
+}
+
+
 def test_training_draws_a_chunk_per_batch_and_validation_sees_everything():
-    _, criterion, _ = tiny(U2PP, ctc_weight=0.3, reverse_weight=0.3)
+    _, criterion, _ = tiny(U2PP, ctc_weight=0.3, reverse_weight=0.3, extra=NO_DROPOUT)
     batch = toy_batch(3, dim=80, span=6)
     frames = criterion.subsampled(batch["speech"].size(1))
     criterion.eval()
@@ -89,6 +96,29 @@ def test_training_draws_a_chunk_per_batch_and_validation_sees_everything():
         assert (value == pytest.approx(full, rel=1e-6)) == (chunk == -1), (seed, chunk)  # the chunk mask is applied
         seen.add(chunk == -1)
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("part", sorted({f"{section}.{key}" for section, keys in NO_DROPOUT.items() for key in keys}))
+def test_each_dropout_rate_of_the_config_applies_in_training_only(part):
+    section, key = part.split(".")
+    rates = {s: dict(keys) for s, keys in NO_DROPOUT.items()}
+    rates[section][key] = 0.5
+    model, _, _ = tiny(U2PP, extra=rates)
+    batch = toy_batch(2, dim=80, span=6)
+    ys, lens = torch.tensor([[model.sos, 5, 6, 7]]).expand(2, 4), torch.tensor([4, 4])
+
+    def run() -> torch.Tensor:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            enc, enc_lens = model.encode(batch["speech"], batch["speech_lengths"])
+            mask = (torch.arange(enc.size(1)).unsqueeze(0) < enc_lens.unsqueeze(1)).unsqueeze(1)
+            return model.decoder.left_decoder(enc, mask, ys, lens)
+
+    model.eval()
+    first = run()
+    assert torch.equal(run(), first)
+    model.train()
+    assert not torch.allclose(run(), first)  # this rate is used (the others are 0)
 
 
 def test_specaug_masks_bands_inside_each_utterance():

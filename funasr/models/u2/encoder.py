@@ -95,24 +95,26 @@ class Conv2dSubsampling(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """``w_2(act(w_1 x))``."""
+    """``w_2(dropout(act(w_1 x)))``."""
 
-    def __init__(self, d: int, hidden: int, act: str) -> None:
+    def __init__(self, d: int, hidden: int, act: str, dropout: float = 0.0) -> None:
         super().__init__()
         self.w_1 = nn.Linear(d, hidden)
         self.activation = activation(act)
+        self.dropout = nn.Dropout(dropout)
         self.w_2 = nn.Linear(hidden, d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_2(self.activation(self.w_1(x)))
+        return self.w_2(self.dropout(self.activation(self.w_1(x))))
 
 
 class MultiHeadedAttention(nn.Module):
     """Scaled dot-product attention; ``rel`` adds WeNet's per-key position term (``pos_bias_u/v``, ``linear_pos``)."""
 
-    def __init__(self, heads: int, d: int, rel: bool = False) -> None:
+    def __init__(self, heads: int, d: int, rel: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
         self.h, self.d_k = heads, d // heads
+        self.dropout = nn.Dropout(dropout)  # on the attention weights (training only)
         self.linear_q, self.linear_k, self.linear_v, self.linear_out = (nn.Linear(d, d) for _ in range(4))
         self.rel = rel
         if rel:
@@ -156,7 +158,7 @@ class MultiHeadedAttention(nn.Module):
             attn = torch.softmax(scores.masked_fill(hidden, -float("inf")), dim=-1).masked_fill(hidden, 0.0)
         else:
             attn = torch.softmax(scores, dim=-1)
-        x = torch.matmul(attn, v).transpose(1, 2).reshape(query.size(0), -1, self.h * self.d_k)
+        x = torch.matmul(self.dropout(attn), v).transpose(1, 2).reshape(query.size(0), -1, self.h * self.d_k)
         return self.linear_out(x), new_cache
 
 
@@ -200,11 +202,12 @@ class ConformerLayer(nn.Module):
     """Macaron FF (x0.5) -> self-attention -> convolution -> FF (x0.5) -> norm_final, pre-norm residuals."""
 
     def __init__(self, d: int, heads: int, hidden: int, act: str, rel: bool, macaron: bool, conv: Optional[ConvolutionModule],
-                 eps: float) -> None:
+                 eps: float, dropout: float = 0.0, att_dropout: float = 0.0) -> None:
         super().__init__()
-        self.self_attn = MultiHeadedAttention(heads, d, rel)
-        self.feed_forward = FeedForward(d, hidden, act)
-        self.feed_forward_macaron = FeedForward(d, hidden, act) if macaron else None
+        self.self_attn = MultiHeadedAttention(heads, d, rel, att_dropout)
+        self.feed_forward = FeedForward(d, hidden, act, dropout)
+        self.feed_forward_macaron = FeedForward(d, hidden, act, dropout) if macaron else None
+        self.dropout = nn.Dropout(dropout)  # on each residual branch (training only)
         self.conv_module = conv
         self.norm_ff = nn.LayerNorm(d, eps=eps)
         self.norm_mha = nn.LayerNorm(d, eps=eps)
@@ -219,15 +222,15 @@ class ConformerLayer(nn.Module):
                 att_cache: Optional[torch.Tensor], cnn_cache: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, d) -> (B, T, d), new attention cache (B, H, Tk, 2 d_k), new conv cache (B, d, K-1)."""
         if self.feed_forward_macaron is not None:
-            x = x + self.ff_scale * self.feed_forward_macaron(self.norm_ff_macaron(x))
+            x = x + self.ff_scale * self.dropout(self.feed_forward_macaron(self.norm_ff_macaron(x)))
         h = self.norm_mha(x)
         att, new_att_cache = self.self_attn(h, h, h, mask, pos_emb, att_cache)
-        x = x + att
+        x = x + self.dropout(att)
         new_cnn_cache = x.new_zeros(0, 0, 0)
         if self.conv_module is not None:
             conv, new_cnn_cache = self.conv_module(self.norm_conv(x), mask_pad, cnn_cache)
-            x = x + conv
-        x = x + self.ff_scale * self.feed_forward(self.norm_ff(x))
+            x = x + self.dropout(conv)
+        x = x + self.ff_scale * self.dropout(self.feed_forward(self.norm_ff(x)))
         if self.conv_module is not None:
             x = self.norm_final(x)
         return x, new_att_cache, new_cnn_cache
@@ -236,10 +239,12 @@ class ConformerLayer(nn.Module):
 class TransformerLayer(nn.Module):
     """Self-attention then FF, pre-norm residuals (``norm1``, ``norm2``)."""
 
-    def __init__(self, d: int, heads: int, hidden: int, act: str, rel: bool, eps: float) -> None:
+    def __init__(self, d: int, heads: int, hidden: int, act: str, rel: bool, eps: float, dropout: float = 0.0,
+                 att_dropout: float = 0.0) -> None:
         super().__init__()
-        self.self_attn = MultiHeadedAttention(heads, d, rel)
-        self.feed_forward = FeedForward(d, hidden, act)
+        self.self_attn = MultiHeadedAttention(heads, d, rel, att_dropout)
+        self.feed_forward = FeedForward(d, hidden, act, dropout)
+        self.dropout = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(d, eps=eps)
         self.norm2 = nn.LayerNorm(d, eps=eps)
 
@@ -248,8 +253,8 @@ class TransformerLayer(nn.Module):
         """(B, T, d) -> (B, T, d), new attention cache, an empty conv cache (no convolution)."""
         h = self.norm1(x)
         att, new_att_cache = self.self_attn(h, h, h, mask, pos_emb, att_cache)
-        x = x + att
-        return x + self.feed_forward(self.norm2(x)), new_att_cache, x.new_zeros(0, 0, 0)
+        x = x + self.dropout(att)
+        return x + self.dropout(self.feed_forward(self.norm2(x))), new_att_cache, x.new_zeros(0, 0, 0)
 
 
 class U2Encoder(nn.Module):
@@ -282,6 +287,9 @@ class U2Encoder(nn.Module):
         layer_norm_type: str = "layer_norm",
         concat_after: bool = False,
         global_cmvn: bool = True,
+        dropout_rate: float = 0.1,
+        positional_dropout_rate: float = 0.1,
+        attention_dropout_rate: float = 0.0,
         **_: object,
     ) -> None:
         super().__init__()
@@ -304,10 +312,14 @@ class U2Encoder(nn.Module):
                 return ConvolutionModule(d, cnn_module_kernel, act, cnn_module_norm, causal, conv_bias, norm_eps)
 
             blocks: list[nn.Module] = [
-                ConformerLayer(d, attention_heads, linear_units, act, rel, macaron_style, conv(), norm_eps) for _ in range(num_blocks)
+                ConformerLayer(d, attention_heads, linear_units, act, rel, macaron_style, conv(), norm_eps, dropout_rate,
+                               attention_dropout_rate)
+                for _ in range(num_blocks)
             ]
         else:
-            blocks = [TransformerLayer(d, attention_heads, linear_units, act, rel, norm_eps) for _ in range(num_blocks)]
+            blocks = [TransformerLayer(d, attention_heads, linear_units, act, rel, norm_eps, dropout_rate, attention_dropout_rate)
+                      for _ in range(num_blocks)]
+        self.pos_dropout = nn.Dropout(positional_dropout_rate)  # on the embedded input and the positions (training only)
         self.encoders = nn.ModuleList(blocks)
         self.after_norm = nn.LayerNorm(d, eps=norm_eps) if final_norm else None
         self.static_chunk_size = static_chunk_size
@@ -330,16 +342,16 @@ class U2Encoder(nn.Module):
             xs = self.global_cmvn(xs)
         xs, mask = self.embed(xs, mask)
         if self.pos == "no_pos":
-            return xs, mask
+            return self.pos_dropout(xs), mask
         xs = xs * math.sqrt(self.d)
         if self.pos == "abs_pos":
             xs = xs + sinusoids(offset, xs.size(1), self.d).to(xs.dtype)
-        return xs, mask
+        return self.pos_dropout(xs), mask
 
     def pos_emb(self, start: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor:
         """The positional input of the blocks for keys ``start .. start+length-1`` per item (zeros for no_pos)."""
         pe = sinusoids(start, length, self.d).to(dtype)
-        return torch.zeros_like(pe) if self.pos == "no_pos" else pe
+        return torch.zeros_like(pe) if self.pos == "no_pos" else self.pos_dropout(pe)
 
     def forward(self, xs: torch.Tensor, lens: torch.Tensor, chunk_size: int = -1, left_chunks: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, T, D) and lengths (B,) -> (B, T', d) and the valid-frame mask (B, 1, T').

@@ -1,4 +1,4 @@
-"""Model name -> hub id -> local directory (Hugging Face, ModelScope, local folders, the bundled VAD)."""
+"""Model name -> hub id -> local directory (Hugging Face, ModelScope, local folders, the bundled models)."""
 from __future__ import annotations
 
 import importlib
@@ -12,7 +12,10 @@ from funasr.errors import FunASRError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
-BUNDLED = {"fsmn-vad": Path(__file__).parent / "assets" / "fsmn-vad"}
+ASSETS = Path(__file__).parent / "assets"
+# models inside the package: FunASR's FSMN-VAD, and the small Mandarin ASR and punctuation models trained
+# by egs/synthetic_zh (names of their own: a model the user names on a hub is never replaced by these)
+BUNDLED = {name: ASSETS / name for name in ("fsmn-vad", "paraformer-zh-small", "ct-punc-zh-small")}
 
 HF_NAMES = {
     "paraformer": "funasr/paraformer-zh",
@@ -100,7 +103,7 @@ def _download_hf(name: str, repo_id: str, revision: Optional[str]) -> Path:
         raise ModelNotFoundError(
             f"model {name!r} (Hugging Face {repo_id}) is not in the local cache and {where}; "
             f"download it once with `hf download {repo_id}` (or run online), "
-            "or pass a local model directory as model=..."
+            f"or pass a local model directory as model=...{_offline_hint(name)}"
         ) from e
     except RepositoryNotFoundError as e:
         raise ModelNotFoundError(
@@ -108,6 +111,15 @@ def _download_hf(name: str, repo_id: str, revision: Optional[str]) -> Path:
         ) from e
     except (HfHubHTTPError, OSError) as e:
         raise ModelNotFoundError(f"model {name!r} (Hugging Face {repo_id}) could not be downloaded: {e}") from e
+
+
+def _offline_hint(name: str) -> str:
+    """For a Mandarin ASR or punctuation name: the bundled small model that works offline."""
+    if name.startswith("paraformer-zh"):
+        return "; offline, model='paraformer-zh-small' (bundled, trained on synthetic speech) transcribes Mandarin"
+    if name.startswith("ct-punc"):
+        return "; offline, 'ct-punc-zh-small' (bundled) punctuates Mandarin"
+    return ""
 
 
 def _download_ms(name: str, repo_id: str, revision: Optional[str]) -> Path:

@@ -138,7 +138,7 @@ def test_deduplicated_keys_never_collide(tmp_path):
     assert len({r["key"] for r in out}) == 3
     lines = (tmp_path / "out" / "1best_recog" / "text").read_text(encoding="utf-8").splitlines()
     assert len({line.split()[0] for line in lines}) == 3
-    run = _cli(*inputs, "-o", str(tmp_path / "cli"), "-q")
+    run = _cli(*inputs, "--vad-model", "fsmn-vad", "-o", str(tmp_path / "cli"), "-q")
     assert run.returncode == 0, run.stderr
     assert len({line.split("\t")[0] for line in run.stdout.splitlines()}) == 3
 

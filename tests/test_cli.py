@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import AUDIO, MODELS, ROOT, close_ms, norm_text, parity_cases
+from conftest import AUDIO, CLIP, CLIP_TEXT, MODELS, ROOT, close_ms, norm_text, parity_cases
 from funasr.writers import OutputWriter, file_stem, recognised_units, srt_cues, to_srt, write_results
 
 
@@ -36,9 +36,18 @@ def _kaldi(path: Path) -> dict[str, str]:
 # ---- command line --------------------------------------------------------------------------
 
 
-def test_default_runs_bundled_vad_and_writes_every_format(tmp_path):
+def test_default_transcribes_with_the_bundled_models_offline(tmp_path):
+    # the README's main job: VAD -> paraformer-zh-small -> ct-punc-zh-small, nothing downloaded (HF_HUB_OFFLINE=1)
+    run = funasr(str(CLIP), "-o", str(tmp_path), "--format", "json", "-q")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"clip\t{CLIP_TEXT}\n"
+    result = json.loads((tmp_path / "clip.json").read_text(encoding="utf-8"))
+    assert result["text"] == CLIP_TEXT and result["raw_text"] == CLIP_TEXT.replace("，", "").replace("。", "")
+
+
+def test_vad_model_alone_reports_segments_in_every_format(tmp_path):
     out = tmp_path / "out"
-    run = funasr(str(AUDIO / "example.wav"), "-o", str(out), "--format", "json,srt,txt")
+    run = funasr(str(AUDIO / "example.wav"), "--vad-model", "fsmn-vad", "-o", str(out), "--format", "json,srt,txt")
     assert run.returncode == 0, run.stderr
     want = _expected("vad/example")["value"]
     key, value = run.stdout.strip().split("\t")
@@ -57,7 +66,8 @@ def test_batch_goes_on_past_bad_inputs_and_names_them(tmp_path):
     (folder / "notes.md").write_text("not audio")
     (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
-    run = funasr(str(AUDIO / "example.wav"), str(folder), str(tmp_path / "missing.wav"), str(tmp_path / "empty"), "-o", str(out))
+    run = funasr(str(AUDIO / "example.wav"), str(folder), str(tmp_path / "missing.wav"), str(tmp_path / "empty"),
+                 "--vad-model", "fsmn-vad", "-o", str(out))
     assert run.returncode == 1
     assert "3 input(s) failed" in run.stderr
     assert "corrupt.wav" in run.stderr and "missing.wav" in run.stderr and "empty" in run.stderr
@@ -71,7 +81,7 @@ def test_list_file_keys_name_the_results(tmp_path):
     scp = tmp_path / "wav.scp"
     scp.write_text(f"utt_a {AUDIO / 'example.wav'}\nutt_b {AUDIO / 'pub_concat.wav'}\n", encoding="utf-8")
     out = tmp_path / "out"
-    run = funasr(str(scp), "-o", str(out), "--format", "json", "-q")
+    run = funasr(str(scp), "--vad-model", "fsmn-vad", "-o", str(out), "--format", "json", "-q")
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""  # --quiet: no progress bar
     texts = _kaldi(out / "1best_recog" / "text")

@@ -52,9 +52,11 @@ def test_unreadable_config(tmp_path):
         resolve_model_dir(tmp_path)
 
 
-def test_local_directory_and_bundled_vad():
+def test_local_directory_and_bundled_models():
     assert resolve_model(str(TINY)) == TINY.resolve()
-    assert (resolve_model("fsmn-vad") / "model.pt").is_file()
+    for name in ("fsmn-vad", "paraformer-zh-small", "ct-punc-zh-small"):
+        folder = resolve_model(name)
+        assert folder.parent.name == "assets" and (folder / "model.pt").is_file() and (folder / "config.yaml").is_file()
 
 
 def test_unknown_model_name():
@@ -113,3 +115,4 @@ def test_missing_model_offline_says_how_to_get_it(hf_cache):
     out = proc.stdout
     assert "ModelNotFoundError" in out and "'ct-punc'" in out and "funasr/ct-punc" in out
     assert "not in the local cache" in out and "hf download funasr/ct-punc" in out and "local model directory" in out
+    assert "'ct-punc-zh-small' (bundled)" in out  # offered, never substituted

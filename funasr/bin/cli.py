@@ -14,6 +14,7 @@ from funasr.writers import OutputWriter
 log = logging.getLogger("funasr.cli")
 
 DEFAULT_VAD = "fsmn-vad"
+DEFAULT_ASR, DEFAULT_PUNC = "paraformer-zh-small", "ct-punc-zh-small"  # bundled: transcription works offline
 AUDIO_SUFFIXES = frozenset(
     ".wav .flac .mp3 .ogg .opus .m4a .aac .wma .webm .mp4 .mkv .amr .aiff .aif .au .caf .pcm".split()
 )
@@ -22,12 +23,14 @@ DESCRIPTION = """\
 Run a FunASR model over audio files, folders (every audio file inside, recursively) and list
 files (wav.scp / .txt lines "key path", or .jsonl objects with "source" and "key").
 
-Models: with neither --model nor --vad-model, funasr runs the voice activity detector bundled
-with the package (fsmn-vad) and reports speech segments in milliseconds. --model names an ASR
-model (paraformer-zh, paraformer-en, a hub id or a local folder); it runs on whole files unless
-you also pass --vad-model (e.g. --vad-model fsmn-vad, advised for recordings longer than a
-minute). --punc-model (ct-punc, ct-punc-c) punctuates the ASR text. A punctuation model given
-as --model punctuates the texts given as inputs (or the "key text" lines of a .txt file).
+Models: with neither --model nor --vad-model, funasr transcribes Mandarin with the models bundled
+with the package, offline: fsmn-vad -> paraformer-zh-small -> ct-punc-zh-small (small models
+trained on synthetic speech; see their model cards). --vad-model alone reports speech segments in
+milliseconds. --model names an ASR model (paraformer-zh, paraformer-en, a hub id or a local
+folder); it runs on whole files unless you also pass --vad-model (e.g. --vad-model fsmn-vad,
+advised for recordings longer than a minute). --punc-model (ct-punc, ct-punc-c) punctuates the
+ASR text. A punctuation model given as --model punctuates the texts given as inputs (or the
+"key text" lines of a .txt file).
 
 Results are printed as "key<TAB>text" lines; --output-dir also writes FunASR's
 1best_recog/{text,token,timestamp} files and, with --format, one .json/.srt/.txt per input.
@@ -37,6 +40,7 @@ end (exit status 1)."""
 EXAMPLES = """\
 examples:
   funasr meeting.wav
+  funasr --vad-model fsmn-vad meeting.wav
   funasr --model paraformer-zh --vad-model fsmn-vad --punc-model ct-punc meeting.wav \\
          --hotword "魔搭 达摩院" --output-dir out --format json,srt,txt
   funasr --model paraformer-zh --vad-model fsmn-vad recordings/ wav.scp -o out
@@ -54,7 +58,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder of audio files, or list file")
     p.add_argument("--model", help="ASR (or punctuation) model: name, hub id or local folder")
-    p.add_argument("--vad-model", help=f"voice activity detector (default: {DEFAULT_VAD} when --model is not given)")
+    p.add_argument("--vad-model", help=f"voice activity detector (default: {DEFAULT_VAD} when --model is not given; "
+                   "alone, it reports speech segments)")
     p.add_argument("--punc-model", help="punctuation model for the ASR text (ct-punc, ct-punc-c, ...)")
     p.add_argument("--hub", default="hf", choices=["hf", "ms"], help="where model names are downloaded from (default: hf)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
@@ -76,6 +81,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         p.error("--punc-model punctuates ASR text: give the ASR model with --model")
     if args.init_param and not args.model:
         p.error("--init-param replaces the weights of --model: give the model with --model")
+    if not args.model and not args.vad_model:
+        args.model, args.vad_model, args.punc_model = DEFAULT_ASR, DEFAULT_VAD, DEFAULT_PUNC
     return args
 
 
@@ -91,7 +98,7 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         if args.punc_model:
             kwargs["punc_model"] = args.punc_model
     else:
-        kwargs["model"] = args.vad_model or DEFAULT_VAD
+        kwargs["model"] = args.vad_model
     return kwargs
 
 

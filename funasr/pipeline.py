@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from funasr.audio import AudioItem, Recording, TextItem
 from funasr.options import GenerateOptions, VADCallOptions
 from funasr.planner import concurrent_runs, plan_for
-from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
+from funasr.sentences import join_vad_texts, punctuate_segments, sentences_from_punctuation, sentences_from_segments
 
 if TYPE_CHECKING:
     from funasr.tasks.vad import VADTask
@@ -109,8 +109,9 @@ class Pipeline:
             if aligned:
                 result["sentence_info"] = sentences_from_punctuation(list(punc_array), result["timestamp"], units,
                                                                      opts.punc.return_raw_text)
-            else:
-                result["sentence_info"] = sentences_from_segments(segments, texts, stamps if has_stamps else None)
+            else:  # one sentence per VAD segment, punctuated when the marks fit its units
+                marked = punctuate_segments(texts, result["text"]) if self.punc is not None else None
+                result["sentence_info"] = sentences_from_segments(segments, marked or texts, stamps if has_stamps else None)
         return result
 
     def _segments(self, item: Recording, options: VADCallOptions, kept: Optional[list[np.ndarray]] = None) -> list[list[int]]:

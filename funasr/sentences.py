@@ -29,6 +29,37 @@ def _starts_ascii_letter(word: str) -> bool:
     return bool(word) and word[0].isascii() and word[0].isalpha()
 
 
+def _append(text: str, unit: str) -> str:
+    """``text`` + ``unit``, a space between when either side is a Latin word."""
+    after_word = bool(text) and text[-1].isascii() and text[-1].isalpha()
+    return text + (" " if _starts_ascii_letter(unit) or after_word else "") + unit
+
+
+MARKS = frozenset("，。？、,.?!")  # what a punctuation model inserts (CJK and Latin marks)
+
+
+def punctuate_segments(texts: list[str], punctuated: str) -> Optional[list[str]]:
+    """Each segment's text as it reads in ``punctuated`` (their join with marks inserted), None if it does not fit."""
+    out, pos = [], 0
+    for segment in texts:
+        piece = ""
+        for ch in _TAG.sub("", segment):
+            if ch.isspace():
+                continue
+            while pos < len(punctuated) and punctuated[pos].isspace():
+                pos += 1
+                piece += " " if piece else ""
+            if pos >= len(punctuated) or punctuated[pos].lower() != ch.lower():
+                return None
+            piece += punctuated[pos]
+            pos += 1
+            while pos < len(punctuated) and punctuated[pos] in MARKS:
+                piece += punctuated[pos]
+                pos += 1
+        out.append(piece)
+    return out if all(c.isspace() or c in MARKS for c in punctuated[pos:]) else None
+
+
 def sentences_from_punctuation(
     punc_array: list[int], timestamps: list[list[int]], units: list[str], return_raw_text: bool = False
 ) -> list[dict]:
@@ -36,8 +67,7 @@ def sentences_from_punctuation(
     out: list[dict] = []
     text, raw, stamps = "", "", []
     for punc, stamp, unit in zip(punc_array, timestamps, units):
-        after_word = bool(text) and text[-1].isascii() and text[-1].isalpha()
-        text += (" " if _starts_ascii_letter(unit) or after_word else "") + unit
+        text = _append(text, unit)
         raw += unit
         stamps.append(list(stamp))
         if punc > 1:

@@ -43,6 +43,8 @@ def test_default_transcribes_with_the_bundled_models_offline(tmp_path):
     assert run.stdout == f"clip\t{CLIP_TEXT}\n"
     result = json.loads((tmp_path / "clip.json").read_text(encoding="utf-8"))
     assert result["text"] == CLIP_TEXT and result["raw_text"] == CLIP_TEXT.replace("，", "").replace("。", "")
+    # no timestamps from this model: one sentence per VAD segment, punctuated
+    assert "".join(s["text"] for s in result["sentence_info"]) == CLIP_TEXT
 
 
 def test_vad_model_alone_reports_segments_in_every_format(tmp_path):

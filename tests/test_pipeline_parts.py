@@ -1,7 +1,7 @@
 """The pipeline's pure parts: merging, batching, text joining and sentences."""
 from funasr.pipeline import merge_segments
 from funasr.planner import pack_batches
-from funasr.sentences import join_vad_texts, sentences_from_punctuation, sentences_from_segments
+from funasr.sentences import join_vad_texts, punctuate_segments, sentences_from_punctuation, sentences_from_segments
 
 
 def test_merge_vad_includes_gaps_and_starts_at_zero():
@@ -44,3 +44,14 @@ def test_words_after_the_last_mark_are_kept():
 def test_segment_fallback():
     out = sentences_from_segments([[0, 1000], [2000, 3000]], ["你 好", ""])
     assert out == [{"text": "你 好", "sentence": "你 好", "start": 0, "end": 1000, "timestamp": []}]
+
+
+def test_segments_take_their_marks_from_the_punctuated_join():
+    # the punctuation model reads the segments joined; each segment gets back its words and the marks after them
+    texts = ["<|zh|>你好 世界", "", "hello world", "再 见"]
+    punctuated = "你好世界，Hello world. 再见。"
+    assert punctuate_segments(texts, punctuated) == ["你好世界，", "", "Hello world.", "再见。"]
+    assert punctuate_segments(["你好", "世界"], "你好，世界") == ["你好，", "世界"]
+    assert punctuate_segments(["你好"], "你们好。") is None  # a changed word: no guessing
+    assert punctuate_segments(["你好"], "你好。多余") is None  # text left over
+

@@ -129,6 +129,8 @@ def _resolve_cmvn(cfg: dict, model_dir: Path, named_in_metas: Optional[str]) -> 
     conf = cfg.setdefault("frontend_conf", {}) or {}
     cfg["frontend_conf"] = conf
     name = conf.get("cmvn_file") or named_in_metas
+    if not name and cfg.get("cmvn"):  # WeNet's global CMVN: statistics inside the encoder (checkpoint buffers)
+        return
     if not name:
         log.warning(
             "%s: the configuration names no CMVN file (frontend_conf.cmvn_file, am.mvn): features are not "

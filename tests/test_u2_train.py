@@ -177,7 +177,7 @@ def _u2_folder(tmp_path, data):
     return folder
 
 
-def test_funasr_train_trains_a_wenet_folder_from_scratch_into_one_automodel_loads(tmp_path):
+def test_funasr_train_trains_a_wenet_folder_from_scratch_into_one_automodel_loads(tmp_path, caplog):
     data = make_jsonl(tmp_path / "corpus", n=6)
     folder = _u2_folder(tmp_path, data)
     valid = tmp_path / "valid.jsonl"
@@ -190,7 +190,9 @@ def test_funasr_train_trains_a_wenet_folder_from_scratch_into_one_automodel_load
     assert cfg["specaug"] == "SpecAug" and cfg["train_conf"]["grad_clip"] == 5  # WeNet's keys in funasr-train's spelling
     out = train(cfg)
     assert str(folder) not in (out / "config.yaml").read_text(encoding="utf-8")  # no path back to the starting folder
+    caplog.clear()
     model = AutoModel(model=str(out), device="cpu", disable_pbar=True)
+    assert not any("CMVN" in r.getMessage() for r in caplog.records)  # its global CMVN is in the encoder, not missing
     trained = torch.load(out / "model.pt", map_location="cpu", weights_only=True)["state_dict"]
     assert torch.equal(model.model.state_dict()["ctc.ctc_lo.weight"], trained["ctc.ctc_lo.weight"])
     assert not torch.equal(trained["encoder.global_cmvn.istd"], torch.ones(80))  # the folder's global_cmvn

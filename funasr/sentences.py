@@ -29,13 +29,7 @@ def _starts_ascii_letter(word: str) -> bool:
     return bool(word) and word[0].isascii() and word[0].isalpha()
 
 
-def _append(text: str, unit: str) -> str:
-    """``text`` + ``unit``, a space between when either side is a Latin word."""
-    after_word = bool(text) and text[-1].isascii() and text[-1].isalpha()
-    return text + (" " if _starts_ascii_letter(unit) or after_word else "") + unit
-
-
-MARKS = frozenset("，。？、,.?!")  # what a punctuation model inserts (CJK and Latin marks)
+MARKS = frozenset(PUNC_MARKS) | frozenset(",.?!")  # what a punctuation model inserts (CJK and Latin marks)
 
 
 def punctuate_segments(texts: list[str], punctuated: str) -> Optional[list[str]]:
@@ -67,7 +61,8 @@ def sentences_from_punctuation(
     out: list[dict] = []
     text, raw, stamps = "", "", []
     for punc, stamp, unit in zip(punc_array, timestamps, units):
-        text = _append(text, unit)
+        after_word = bool(text) and text[-1].isascii() and text[-1].isalpha()
+        text += (" " if _starts_ascii_letter(unit) or after_word else "") + unit
         raw += unit
         stamps.append(list(stamp))
         if punc > 1:

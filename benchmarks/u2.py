@@ -11,6 +11,7 @@ as real speech gives); everything else stays random.
   for chunk 16), median over the stream, excluding the final rescoring (reported on its own).
 
     python benchmarks/u2.py --seconds 8 --threads 1
+    python benchmarks/u2.py --model exp/u2pp --init-param exp/u2pp/model.pt.avg5 --wav some.wav   # a trained model
     python benchmarks/u2.py --seconds 4 --methods ctc_prefix_beam_search,attention_rescoring
 
 ``attention`` on random weights never emits ``<eos>`` early, so it runs one decoder pass per encoder
@@ -96,6 +97,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated decoding methods")
+    parser.add_argument("--model", help="a trained U2 folder instead of the random AISHELL-size one")
+    parser.add_argument("--init-param", help="the checkpoint of --model to use (default: its own)")
+    parser.add_argument("--wav", help="a recording to decode instead of --seconds of synthetic speech")
     args = parser.parse_args()
     methods = args.methods.split(",")
     import soundfile as sf
@@ -106,11 +110,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = aishell_size_folder(Path(tmp) / "u2pp")
-        wav = str(Path(tmp) / "speech.wav")
-        sf.write(wav, long_recording(args.seconds, gap_s=(0.2, 0.5)), 16000)
+        folder = args.model or aishell_size_folder(Path(tmp) / "u2pp")
+        wav = args.wav or str(Path(tmp) / "speech.wav")
+        if not args.wav:
+            sf.write(wav, long_recording(args.seconds, gap_s=(0.2, 0.5)), 16000)
         audio = sf.read(wav, dtype="float32")[0]
-        torch_model = AutoModel(model=str(folder), disable_pbar=True)
+        args.seconds = len(audio) / 16000
+        extra = {"init_param": args.init_param} if args.init_param else {}
+        torch_model = AutoModel(model=str(folder), disable_pbar=True, **extra)
         exported = torch_model.export(type="onnx", quantize=True, output_dir=str(Path(tmp) / "onnx"))
         onnx_model = funasr_onnx.AutoModel(model=exported, quantize=True, intra_op_num_threads=args.threads, disable_pbar=True)
         rtf = {"pytorch": rtf_rows(torch_model, wav, args.seconds, methods),

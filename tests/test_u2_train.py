@@ -2,21 +2,24 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import MODELS
+from conftest import MODELS, ROOT
 from funasr.auto_model import AutoModel
 from funasr.errors import ConfigError
 from funasr.models.u2.loss import SpecAug, decoder_io, sample_chunk
 from funasr.train.config import load_config
 from funasr.train.run import train
 from test_losses import targets, tiny, toy_batch
-from training import make_jsonl
+from training import make_corpus, make_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -197,6 +200,28 @@ def test_funasr_train_trains_a_wenet_folder_from_scratch_into_one_automodel_load
     assert torch.equal(model.model.state_dict()["ctc.ctc_lo.weight"], trained["ctc.ctc_lo.weight"])
     assert not torch.equal(trained["encoder.global_cmvn.istd"], torch.ones(80))  # the folder's global_cmvn
     assert model.generate(input=str(tmp_path / "corpus" / "wav" / "utt00.wav"))[0]["key"] == "utt00"
+
+
+def test_the_u2_recipe_decodes_and_tables_each_mode_and_chunk_size(tmp_path):
+    lists = make_corpus(tmp_path / "corpus", n=2)
+    local = ROOT / "egs" / "synthetic_zh" / "u2" / "local"
+    decoded = tmp_path / "exp" / "decode_test_avg5"
+    subprocess.run([sys.executable, str(local / "decode.py"), str(MODELS / U2PP), str(lists["wav.scp"]), str(decoded),
+                    "--modes=ctc_greedy_search,attention_rescoring", "--chunks=-1,4"], check=True, capture_output=True)
+    for out in decoded.iterdir():
+        cer = subprocess.run([sys.executable, "-m", "funasr.bin.cer", str(lists["text"]), str(out / "text")],
+                             check=True, capture_output=True, text=True).stdout
+        (out / "text.cer").write_text(cer, encoding="utf-8")
+    printed = subprocess.run([sys.executable, str(local / "table.py"), str(tmp_path / "exp"), "5", "test"],
+                             check=True, capture_output=True, text=True).stdout
+    cer_table, rtf_table = printed.split("RTF")
+    number = r"[0-9]+\.[0-9]+"
+    for table in (cer_table, rtf_table):
+        assert "| decoding mode | full | 4 |" in table
+        for mode in ("ctc_greedy_search", "attention_rescoring"):
+            assert re.search(rf"\| {mode} \| {number} \| {number} \|", table)
+        assert "| attention | - | - |" in table  # not decoded
+    assert float(re.search(rf"\| ctc_greedy_search \| ({number})", rtf_table).group(1)) > 0
 
 
 def test_wenet_training_keys_map_to_funasr_train_keys():

@@ -7,7 +7,7 @@
 #   stage 5     average the best checkpoints
 #   stage 6     decode the test sets: ctc_greedy_search, ctc_prefix_beam_search, attention, attention_rescoring
 #               x decoding_chunk_size -1 (full), 16, 8, 4 (local/decode.py)
-#   stage 7     CER of every mode and chunk size (funasr-cer)
+#   stage 7     CER of every mode and chunk size (funasr-cer), tabled with the RTFs in exp/cer_table.md
 #
 #   egs/synthetic_zh/u2/run.sh                                    # everything (data under /work/data/synthetic_zh)
 #   stage=4 stop_stage=4 egs/synthetic_zh/u2/run.sh ++train_conf.max_epoch=10   # extra funasr-train overrides
@@ -78,7 +78,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   for set in $test_sets; do
     for out in "$exp/decode_${set}_avg$avg_num"/*/; do
       $python -m funasr.bin.cer "$data/$set/text" "$out/text" > "$out/text.cer"
-      echo "$set $(basename "$out"): $(head -1 "$out/text.cer")"
     done
   done
+  $python "$here/local/table.py" "$exp" "$avg_num" $test_sets | tee "$exp/cer_table.md"
 fi

@@ -11,6 +11,7 @@
 #
 #   egs/synthetic_zh/u2/run.sh                                    # everything (data under /work/data/synthetic_zh)
 #   stage=4 stop_stage=4 egs/synthetic_zh/u2/run.sh ++train_conf.max_epoch=10   # extra funasr-train overrides
+#   nproc=2 stage=4 stop_stage=4 egs/synthetic_zh/u2/run.sh ++train_conf.use_bf16=true   # both cores (DDP), as trained
 #
 # Settings come from the environment (defaults below), as in egs/synthetic_zh/run.sh.
 set -euo pipefail

@@ -81,7 +81,6 @@ class Trainer:
         self.progress = Progress()
         self.nbest = NBest(train_conf["avg_keep_nbest_models_type"], train_conf["keep_nbest_models"])
         self.writer = self._tensorboard() if world.main else None
-        self.part_names: list[str] = []  # the criterion's loss parts, reported beside the loss
         self._resume_rng: Optional[dict] = None
         self._resume_loader: Optional[dict] = None
         self.stopped = False  # set by SIGTERM: the run ends after the step in progress
@@ -210,7 +209,7 @@ class Trainer:
         self.net.train()
         accum = conf["accum_grad"]
         bar = _progress_bar(self.world.main, epoch, len(loader), p.batches_done)
-        window = {"loss": 0.0, "acc": 0.0, "batches": 0, "seconds": 0.0, "start": time.perf_counter(), "parts": {}}
+        window = {"loss": 0.0, "acc": 0.0, "batches": 0, "seconds": 0.0, "start": time.perf_counter()}
         micro = 0
         for batch in self._batches(loader):
             micro += 1
@@ -229,7 +228,6 @@ class Trainer:
             p.batches_done += 1
             window["loss"] += float(loss.detach()) * float(weight) / float(total) * self.world.size
             window["acc"] += float(stats.get("acc", float("nan")))
-            self._add_parts(window["parts"], stats)
             window["batches"] += 1
             window["seconds"] += self._amount(batch)
             if update:
@@ -297,30 +295,17 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def _add_parts(self, sums: dict[str, float], stats: dict[str, float]) -> None:
-        """Add a batch's loss parts (the criterion's ``loss_*`` stats, e.g. ``loss_ctc``, ``loss_att``) to ``sums``."""
-        if not self.part_names:  # fixed at the first batch, so every process reduces the same list
-            self.part_names = sorted(k for k in stats if k.startswith("loss_"))
-        for name in self.part_names:
-            sums[name] = sums.get(name, 0.0) + float(stats.get(name, float("nan")))
-
-    def _mean_parts(self, sums: dict[str, float], batches: float) -> dict[str, float]:
-        """The loss parts' means over all processes (``batches``: the batch count already summed over them)."""
-        totals = self.world.sum([sums.get(name, 0.0) for name in self.part_names], self.device) if self.part_names else []
-        return {name: total / max(batches, 1.0) for name, total in zip(self.part_names, totals)}
-
     def _log(self, epoch: int, window: dict, bar: Any) -> None:
-        """Report the mean loss (and its parts)/accuracy and throughput since the last report (all processes take part)."""
+        """Report the mean loss/accuracy and throughput since the last report (all processes take part)."""
         loss, acc, batches, seconds = self.world.sum(
             [window["loss"], window["acc"], window["batches"], window["seconds"]], self.device
         )
-        parts = self._mean_parts(window["parts"], batches)
         elapsed = time.perf_counter() - window["start"]
         record = {
-            "epoch": epoch, "step": self.progress.step, "loss": loss / batches, **parts, "acc": acc / batches,
+            "epoch": epoch, "step": self.progress.step, "loss": loss / batches, "acc": acc / batches,
             "lr": self.optimizer.param_groups[0]["lr"], self.rate: seconds / max(elapsed, 1e-9),
         }
-        window.update(loss=0.0, acc=0.0, batches=0, seconds=0.0, start=time.perf_counter(), parts={})
+        window.update(loss=0.0, acc=0.0, batches=0, seconds=0.0, start=time.perf_counter())
         if not self.world.main:
             return
         self.progress.history.append(record)
@@ -328,10 +313,10 @@ class Trainer:
         if bar is not None:
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}", lr=f"{record['lr']:.2e}",
                             speed=f"{record[self.rate]:.1f} {unit}")
-        log.info("epoch %d step %d: loss %.4f%s acc %.4f lr %.3e %.1f %s", epoch, record["step"], record["loss"],
-                 _parts_text(parts), record["acc"], record["lr"], record[self.rate], unit)
+        log.info("epoch %d step %d: loss %.4f acc %.4f lr %.3e %.1f %s", epoch, record["step"], record["loss"],
+                 record["acc"], record["lr"], record[self.rate], unit)
         if self.writer is not None:
-            for k in ("loss", *parts, "acc", "lr", self.rate):
+            for k in ("loss", "acc", "lr", self.rate):
                 self.writer.add_scalar(f"train/{k}", record[k], record["step"])
 
     @torch.no_grad()
@@ -339,26 +324,21 @@ class Trainer:
         """Mean loss and accuracy over the validation batches (unweighted, as FunASR), over all processes."""
         self.net.eval()
         loss = acc = batches = 0.0
-        sums: dict[str, float] = {}
         for batch in self._batches(self.valid_loader):
             with self._autocast():
                 value, stats, _ = self.net(self._to_device(batch))
             loss += float(value)
             acc += float(stats.get("acc", float("nan")))
-            self._add_parts(sums, stats)
             batches += 1
         loss, acc, batches = self.world.sum([loss, acc, batches], self.device)
-        parts = self._mean_parts(sums, batches)
         if not batches:
             return {"loss": float("nan"), "acc": float("nan")}
-        return {"loss": loss / batches, **parts, "acc": acc / batches}
+        return {"loss": loss / batches, "acc": acc / batches}
 
     def _validate_and_save(self, name: str) -> None:
         metrics = self.validate()
         if self.world.main:
-            parts = {k: v for k, v in metrics.items() if k.startswith("loss_")}
-            log.info("validation after step %d: loss %.4f%s acc %.4f", self.progress.step, metrics["loss"], _parts_text(parts),
-                     metrics["acc"])
+            log.info("validation after step %d: loss %.4f acc %.4f", self.progress.step, metrics["loss"], metrics["acc"])
             if self.writer is not None:
                 for k, v in metrics.items():
                     self.writer.add_scalar(f"valid/{k}", v, self.progress.step)
@@ -385,11 +365,6 @@ def check_autocast(device: torch.device, dtype: torch.dtype) -> None:
     if out is None or out.dtype != dtype:
         raise OptionError(f"train_conf.{option}=true: torch {torch.__version__} cannot autocast to {dtype} on {device} "
                           f"({why}); turn {option} off or use the other precision")
-
-
-def _parts_text(parts: dict[str, float]) -> str:
-    """`` (loss_att 1.2345, loss_ctc 6.7890)`` for a log line; empty without parts."""
-    return f" ({', '.join(f'{k} {v:.4f}' for k, v in parts.items())})" if parts else ""
 
 
 def _progress_bar(show: bool, epoch: int, total: int, done: int) -> Any:

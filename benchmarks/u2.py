@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runtime" / "pyt
 import yaml  # noqa: E402
 
 from common import FIXTURES, long_recording, table  # noqa: E402
+from funasr.search import METHODS  # noqa: E402
 
 TINY = FIXTURES / "parity" / "models" / "u2pp_conformer_tiny"
-METHODS = ("ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring")
 CHUNKS = (-1, 16, 8, 4)
 VOCAB = 4233  # AISHELL-1 units
 
@@ -115,17 +115,17 @@ def main() -> None:
         if not args.wav:
             sf.write(wav, long_recording(args.seconds, gap_s=(0.2, 0.5)), 16000)
         audio = sf.read(wav, dtype="float32")[0]
-        args.seconds = len(audio) / 16000
+        seconds = len(audio) / 16000
         extra = {"init_param": args.init_param} if args.init_param else {}
         torch_model = AutoModel(model=str(folder), disable_pbar=True, **extra)
         exported = torch_model.export(type="onnx", quantize=True, output_dir=str(Path(tmp) / "onnx"))
         onnx_model = funasr_onnx.AutoModel(model=exported, quantize=True, intra_op_num_threads=args.threads, disable_pbar=True)
-        rtf = {"pytorch": rtf_rows(torch_model, wav, args.seconds, methods),
-               "onnx int8": rtf_rows(onnx_model, wav, args.seconds, methods)}
+        rtf = {"pytorch": rtf_rows(torch_model, wav, seconds, methods),
+               "onnx int8": rtf_rows(onnx_model, wav, seconds, methods)}
         lat = {"pytorch": latency(torch_model.task, audio), "onnx int8": latency(onnx_model.task, audio)}
     rows = [[m, "full" if c < 0 else c, f"{rtf['pytorch'][(m, c)]:.3f}", f"{rtf['onnx int8'][(m, c)]:.3f}"]
             for c in CHUNKS for m in methods]
-    print(f"RTF, {args.seconds:g} s utterance, {args.threads} thread(s)")
+    print(f"RTF, {seconds:g} s utterance, {args.threads} thread(s)")
     print(table(rows, ["method", "chunk", "PyTorch fp32", "ONNX int8"]))
     print(table([[k, f"{v[0] * 1000:.1f}", f"{v[1] * 1000:.1f}"] for k, v in lat.items()],
                 ["engine", "per chunk of 16 (ms, median)", "final rescoring (ms)"]))

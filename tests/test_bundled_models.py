@@ -11,6 +11,7 @@ from conftest import CLIP, CLIP_TEXT, ROOT, RUNTIME
 from funasr.auto_model import AutoModel
 from funasr.hub import BUNDLED
 
+
 @pytest.mark.parametrize("name", ["paraformer-zh-small", "ct-punc-zh-small"])
 def test_trained_models_ship_as_float16_with_a_model_card(name):
     folder = BUNDLED[name]

@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-MODES = ("ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring")
+from funasr.search import METHODS
 
 
 def main() -> None:
@@ -18,7 +18,7 @@ def main() -> None:
     p.add_argument("wav_scp")
     p.add_argument("out")
     p.add_argument("--init-param", help="checkpoint to decode with (default: the folder's model.pt)")
-    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--modes", default=",".join(METHODS))
     p.add_argument("--chunks", default="-1,16,8,4", help="decoding_chunk_size values (-1: full context)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads")

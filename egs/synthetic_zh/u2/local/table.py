@@ -10,7 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
-MODES = ("ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring")
+from funasr.search import METHODS
 
 
 def cell(folder: Path, name: str) -> str:
@@ -35,7 +35,7 @@ def table(decoded: Path, name: str) -> str:
     """Markdown table of ``name`` (text.cer or rtf) for one decoded test set."""
     chunks = chunks_of(decoded)
     head = ["decoding mode", *("full" if c < 0 else str(c) for c in chunks)]
-    rows = [[mode, *(cell(decoded / f"{mode}_chunk{c}", name) for c in chunks)] for mode in MODES]
+    rows = [[mode, *(cell(decoded / f"{mode}_chunk{c}", name) for c in chunks)] for mode in METHODS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])
 

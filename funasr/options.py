@@ -197,12 +197,15 @@ class SearchOptions:
 
 @dataclass(frozen=True)
 class ASROptions:
-    """Recognition: hotwords (SeACo, Contextual), timestamps, the Contextual bias scale, the search (U2)."""
+    """Recognition: hotwords (SeACo, Contextual), timestamps, the Contextual bias scale, the search (U2), an n-gram LM
+    (Paraformer: beam search over the decoder's positions with ``search.beam_size``)."""
 
     hotword: Any = None  # words separated by spaces, a list, a .txt file or a URL
     timestamps: bool = False  # ``pred_timestamp`` / ``output_timestamp``
     clas_scale: float = 1.0
     search: SearchOptions = SearchOptions()
+    lm_file: Optional[Path] = None  # ARPA / KenLM binary n-gram LM over the model's tokens
+    lm_weight: float = 0.3
 
     @classmethod
     def parse(cls, kw: dict[str, Any]) -> "ASROptions":
@@ -213,6 +216,13 @@ class ASROptions:
         if kw.get("clas_scale") is not None:
             out["clas_scale"] = _number("clas_scale", kw["clas_scale"], minimum=0)
         out["search"] = SearchOptions.parse(kw)
+        if kw.get("lm_file") is not None:
+            lm = Path(str(kw["lm_file"])).expanduser()
+            if not lm.is_file():
+                raise _fail("lm_file", kw["lm_file"], "pass an ARPA (.arpa, .arpa.gz) or KenLM binary n-gram LM file")
+            out["lm_file"] = lm
+        if kw.get("lm_weight") is not None:
+            out["lm_weight"] = _number("lm_weight", kw["lm_weight"], minimum=0)
         if out["timestamps"] and out["search"].decoding_method == "attention":
             raise OptionError("decoding_method='attention' gives no CTC timestamps: drop output_timestamp/pred_timestamp "
                               "or use attention_rescoring, ctc_prefix_beam_search or ctc_greedy_search")
@@ -394,9 +404,13 @@ class GenerateOptions:
         if ignored:
             log.warning("ignoring %s: streaming arguments of a VAD (or streaming ASR) model; %s runs whole inputs",
                         ", ".join(ignored), "the VAD here" if with_vad else "this model")
+        asr = ASROptions.parse(kw)
+        if streaming and asr.lm_file is not None:
+            raise OptionError(f"lm_file={str(asr.lm_file)!r}: a streaming model decodes greedily here; an n-gram LM works "
+                              "with the offline Paraformer models")
         return cls(
             run=RunOptions.parse(kw),
-            asr=ASROptions.parse(kw),
+            asr=asr,
             vad=VADCallOptions.parse(kw, stream=kind == "vad"),
             pipeline=PipelineOptions.parse(kw),
             punc=PuncOptions.parse(kw, stream=kind == "punc"),

@@ -109,6 +109,7 @@ class Runner:
             )
         if self.kind == "asr":
             self.task.hotword_bias(opts.asr.hotword)  # a hotword file or URL is read (and encoded, cached) before any audio
+            self.task.lm_fusion(opts.asr)  # so is an LM file
         if self.pipeline is not None:
             return run_batches(sources, lambda s: open_recording(s, fs), lambda recs: [self.pipeline.transcribe(recs[0], opts)],
                                1, single, opts.run.disable_pbar)

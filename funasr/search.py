@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
@@ -235,6 +235,41 @@ def run_search(method: str, ctc: np.ndarray, decoder: Decoder, sos: int, eos: in
     hyps, lens = decoder_inputs([h.tokens for h in nbest], sos, eos)
     l2r, r2l = decoder(hyps, lens, reverse_weight > 0)
     return attention_rescoring(nbest, l2r, r2l, eos, ctc_weight, reverse_weight)
+
+
+class LanguageModel(Protocol):
+    """What a search asks of an LM: natural-log scores over states (``funasr.lm.NgramLM``)."""
+
+    def begin(self) -> Any: ...
+    def score(self, state: Any, word: str) -> tuple[float, Any]: ...
+    def end(self, state: Any) -> float: ...
+
+
+def lm_beam_search(logp: np.ndarray, words: Sequence[Optional[str]], lm: LanguageModel, weight: float, beam_size: int) -> list[int]:
+    """One token per position (N, V) of a non-autoregressive decoder (Paraformer), chosen with an LM (shallow fusion).
+
+    A beam search over the positions, scoring log p_am + ``weight`` * log p_lm (and the LM's ``</s>`` at the end);
+    each position offers its ``beam_size`` best tokens. ``words[id]`` is a token's LM word; a token whose word is
+    None (blank, <s>, </s>) emits nothing, as in greedy decoding. Hypotheses with the same tokens are merged
+    (the best kept). Returns the emitted token ids.
+    """
+    beams: dict[tuple[int, ...], tuple[float, Any]] = {(): (0.0, lm.begin())}
+    for row in logp:
+        offered = top_k(row, beam_size).tolist()
+        grown: dict[tuple[int, ...], tuple[float, Any]] = {}
+        for tokens, (score, state) in beams.items():
+            for c in offered:
+                word = words[c]
+                if word is None:
+                    new, total, after = tokens, score + float(row[c]), state
+                else:
+                    lp, after = lm.score(state, word)
+                    new, total = tokens + (c,), score + float(row[c]) + weight * lp
+                if new not in grown or total > grown[new][0]:
+                    grown[new] = (total, after)
+        beams = dict(sorted(grown.items(), key=lambda kv: -kv[1][0])[:beam_size])
+    best = max(beams.items(), key=lambda kv: kv[1][0] + weight * lm.end(kv[1][1]))
+    return list(best[0])
 
 
 def word_pieces(times: Sequence[int], frame_ms: int, gap_ms: int = 100) -> list[list[int]]:

@@ -65,6 +65,8 @@ BAD_GENERATE = [
     ("paraformer_tiny", {"merge_length_s": 0}, "merge_length_s=0"),
     ("paraformer_tiny", {"merge_length_s": -5}, "merge_length_s=-5"),
     ("paraformer_tiny", {"pred_timestamp": "yes"}, "pred_timestamp='yes'"),
+    ("paraformer_tiny", {"lm_file": "no/such/lm.arpa"}, "lm_file='no/such/lm.arpa'"),
+    ("paraformer_tiny", {"lm_file": MODELS / "paraformer_tiny" / "config.yaml", "lm_weight": -1}, "lm_weight=-1"),
 ]
 
 

@@ -3,10 +3,11 @@
 #   stage 0  text: choose, normalise and split sentences -> $corpus/text/{train,dev,test}.txt, punc/
 #   stage 1  synthesis (resumable, seeded) -> $corpus/wav/<subset>/*.wav (16 kHz) + meta.tsv
 #   stage 2  wav.scp + text of what is synthesised so far -> jsonl lists (scp2jsonl)
-#   stage 3  CMVN (am.mvn) and character token list (tokens.json, from the whole train sentence list)
+#   stage 3  CMVN (am.mvn), character token list (tokens.json, from the whole train sentence list) and the
+#            character n-gram LM (funasr-train-lm on the train sentences and $lm_words more word sequences)
 #   stage 4  train (funasr-train through torchrun)
 #   stage 5  average the best checkpoints
-#   stage 6-7  decode the test sets with `funasr`, CER per test set (funasr-cer)
+#   stage 6-7  decode the test sets with `funasr`, without and with the LM, CER per test set (funasr-cer)
 #   stage 8  train the CT-Transformer punctuation model on the punctuated text (funasr-train)
 #   stage 9  punctuation F1 on the held-out text (local/punc_f1.py)
 #   stage 10 release folders with model cards (local/release.py) -> $work/release/{paraformer-zh-small,ct-punc-zh-small}
@@ -38,6 +39,10 @@ subsets=${subsets:-"test test_noisy test_espeak dev train"}
 realspeech=${realspeech:-}
 test_sets=${test_sets:-"test test_noisy test_espeak${realspeech:+ realspeech}"}
 exp=${exp:-$work/exp/paraformer_small}
+lm_order=${lm_order:-4}
+lm_prune=${lm_prune:-"0 1 1"}          # drop the 3- and 4-grams seen once
+lm_words=${lm_words:-200000}          # dictionary word sequences of the LM text (text only, train split)
+lm_weight=${lm_weight:-0.6}
 punc_config=${punc_config:-ct_punc_small.yaml}
 punc_exp=${punc_exp:-$work/exp/ct_punc_small}
 data=$work/data
@@ -47,6 +52,7 @@ export nproc device python
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "stage 0: text"
   $python "$here/local/text_prep.py" "$corpus/text" --seed "$seed"
+  $python "$here/local/text_prep.py" "$corpus/text" --seed "$seed" --lm-words "$lm_words"
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -79,6 +85,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   mkdir -p "$(dirname "$token_list")"
   tr '\t' ' ' < "$corpus/text/train.txt" > "$data/train/text.all"
   $python -m funasr.bin.token_list "$data/train/text.all" -o "$token_list"
+  $python -m funasr.bin.train_lm "$data/train/text.all" "$corpus/text/lm_words.txt" -o "$data/lm/lm.arpa.gz" \
+    --order "$lm_order" --prune $lm_prune
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
@@ -95,6 +103,7 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 7 ]; then
   echo "stages 6-7: decoding and CER"
   "$tools/decode.sh" "$exp" "$avg_num" "$data" $test_sets
+  lm_file=$data/lm/lm.arpa.gz lm_weight=$lm_weight "$tools/decode.sh" "$exp" "$avg_num" "$data" $test_sets
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then

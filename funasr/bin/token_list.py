@@ -18,16 +18,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("-o", "--output", default="tokens.json", help="tokens.json (a JSON list) or tokens.txt (one per line)")
     args = p.parse_args(argv)
     try:
-        from funasr.data.jsonl import iter_jsonl, read_kaldi_list
+        from funasr.data.jsonl import read_transcripts
         from funasr.train.prepare import token_list
 
-        texts: list[str] = []
-        for path in args.texts:
-            if path.endswith((".jsonl", ".json")):
-                texts += [str(e.get("target", "")) for _, e, err in iter_jsonl(path) if not err]
-            else:
-                texts += list(read_kaldi_list(path).values())
-        tokens = token_list(texts)
+        tokens = token_list(read_transcripts(args.texts))
     except FunASRError as e:
         print(f"funasr-token-list: error: {e}", file=sys.stderr)
         return 2

@@ -58,6 +58,17 @@ def read_kaldi_list(path: Union[str, Path]) -> dict[str, str]:
     return out
 
 
+def read_transcripts(paths: Sequence[Union[str, Path]]) -> list[str]:
+    """The transcripts of Kaldi ``text`` files ('key transcript' lines) and jsonl lists (their ``target``)."""
+    texts: list[str] = []
+    for path in paths:
+        if str(path).endswith((".jsonl", ".json")):
+            texts += [str(e.get("target", "")) for _, e, err in iter_jsonl(str(path)) if not err]
+        else:
+            texts += list(read_kaldi_list(path).values())
+    return texts
+
+
 def scp2jsonl(scp_files: Sequence[str], data_types: Sequence[str], jsonl_out: str, threads: int = 16) -> int:
     """Join Kaldi-style lists into a jsonl list (keys of the first list, in its order); returns the lines written.
 

@@ -13,13 +13,14 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 
 from funasr.audio import AudioItem
 from funasr.errors import OptionError
 from funasr.hotword import check_hotword, hotword_ids, read_hotwords
+from funasr.lm import LMCache, LMFusion, lm_words
 from funasr.options import ASROptions, StreamASROptions
 from funasr.engines import ASRNet, Recognition
 from funasr.models.paraformer.cif import ts_prediction_lfr6_standard
@@ -46,6 +47,7 @@ class ASRTask:
         self.cfg = cfg
         self._hotwords: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._lms = LMCache()
 
     @property
     def always_timestamps(self) -> bool:
@@ -85,7 +87,8 @@ class ASRTask:
         feats = np.zeros((len(live), int(lens.max()), per_item[live[0]].shape[1]), dtype=np.float32)
         for j, i in enumerate(live):
             feats[j, : lens[j]] = per_item[i]
-        rec = self.decode(feats, lens, bias, options.timestamps, {"clas_scale": options.clas_scale, "search": options.search})
+        rec = self.decode(feats, lens, bias, options.timestamps,
+                          {"clas_scale": options.clas_scale, "search": options.search, "lm": self.lm_fusion(options)})
         for j, i in enumerate(live):
             results[i] = self.result(items[i].key, rec, j, with_ts)
         return results
@@ -107,6 +110,16 @@ class ASRTask:
         stamps = ts_prediction_lfr6_standard(rec.stamp_weights[j], rec.stamp_fires[j], tokens, upsample_rate=rec.upsample_rate)
         text, stamps, _ = sentence_postprocess(tokens, stamps)
         return {"key": key, "text": text, "timestamp": stamps}
+
+    def lm_fusion(self, options: ASROptions) -> Optional[LMFusion]:
+        """The n-gram LM of ``options`` (loaded once per file) for the engine's search; None: greedy decoding."""
+        if options.lm_file is None:
+            return None
+        if not getattr(self.net, "takes_lm", False):
+            raise OptionError(f"lm_file={str(options.lm_file)!r}: {self.cfg.get('model')} has no LM search here; an n-gram LM "
+                              "works with the offline Paraformer models (Paraformer, BiCif, SeACo, Contextual)")
+        words = lm_words(self.tokenizer.token_list, frozenset(special_ids(self.cfg)))
+        return LMFusion(self._lms.get(options.lm_file), options.lm_weight, options.search.beam_size, words)
 
     def hotword_bias(self, hotword: Any) -> Any:
         """Encoded hotwords for the model (None: no biasing), cached per hotword argument."""

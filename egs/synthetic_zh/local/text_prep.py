@@ -203,6 +203,16 @@ def write_punctuation(out: Path, lines: list[str], heldout: float) -> dict:
     return {f"punc_{name}": len(lines) for name, lines in parts.items()}
 
 
+def lm_word_text(out: Path, count: int, seed: int = 0, dev: float = 0.02, test: float = 0.02) -> int:
+    """``count`` more dictionary word sequences for the n-gram LM (text only) -> ``lm_words.txt``: drawn as the
+    corpus's (another seed), from its characters, and only those the split hash puts in train."""
+    allowed = set((out / "chars.txt").read_text(encoding="utf-8").split())
+    rng = random.Random(seed + 1)
+    sequences = [s for s in word_sequences(dictionary_words(), allowed, count, rng) if split_of(s, dev, test) == "train"]
+    (out / "lm_words.txt").write_text("".join(f"lm_w{i:07d}\t{s}\n" for i, s in enumerate(sequences)), encoding="utf-8")
+    return len(sequences)
+
+
 def main(argv=None) -> None:
     """Command line of stage 0."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -210,8 +220,12 @@ def main(argv=None) -> None:
     p.add_argument("--max-chars", type=int, default=3500, help="size cap of the character inventory")
     p.add_argument("--words-share", type=float, default=0.3, help="share of dictionary word sequences")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lm-words", type=int, default=0, help="only write lm_words.txt: this many word sequences for the LM")
     args = p.parse_args(argv)
-    print(prepare(args.out, args.max_chars, args.words_share, seed=args.seed))
+    if args.lm_words:
+        print({"lm_words": lm_word_text(args.out, args.lm_words, args.seed)})
+    else:
+        print(prepare(args.out, args.max_chars, args.words_share, seed=args.seed))
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ class ParaformerEngine(TorchEngine, ParaformerNet):
     def recognize(
         self, feats: np.ndarray, lens: np.ndarray, bias: Optional[torch.Tensor] = None, timestamps: bool = False, **options: Any
     ) -> Recognition:
-        """Features (B, T, D) and lengths (B,) -> greedy tokens (and timestamp inputs when asked or always given)."""
+        """Features (B, T, D) and lengths (B,) -> tokens (greedy, or with ``options["lm"]``) and timestamp inputs when
+        asked or always given."""
         model = self.module
+        lm = options.pop("lm", None)
         enc, enc_lens = model.encode(self.tensor(feats), self.tensor(lens))
         cif = model.predict(enc, enc_lens)
         want_ts = timestamps or self.always_timestamps
@@ -49,7 +51,7 @@ class ParaformerEngine(TorchEngine, ParaformerNet):
             empty = [np.zeros(0, dtype=np.float32)] * len(lens) if want_ts else None
             return Recognition([[] for _ in lens], empty, empty)
         log_probs = model.decode(enc, enc_lens, cif, bias=bias, **options)
-        out = Recognition(self.greedy(self.numpy(log_probs.argmax(-1)), self.numpy(cif.token_num)))
+        out = Recognition(self.choose(self.numpy(log_probs), self.numpy(cif.token_num), lm))
         if want_ts:
             out.stamp_weights, out.stamp_fires, out.upsample_rate = self.stamp_inputs(enc, enc_lens, cif)
         return out

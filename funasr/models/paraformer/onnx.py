@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from funasr.engines import Recognition
+from funasr.lm import LMFusion
 from funasr.models.paraformer.cif import upsampled_stamp_inputs
 from funasr.models.paraformer.decoding import ParaformerNet
 from funasr.models.paraformer.family import BIAS_EMBED, EMBED_GRAPH, HOTWORD, SPEECH, SPEECH_LENGTHS, US_ALPHAS
@@ -53,9 +54,9 @@ class ParaformerOnnx(ParaformerNet):
 
     def recognize(
         self, feats: np.ndarray, lens: np.ndarray, bias: Optional[np.ndarray] = None, timestamps: bool = False,
-        clas_scale: float = 1.0, **_: Any,
+        clas_scale: float = 1.0, lm: Optional[LMFusion] = None, **_: Any,
     ) -> Recognition:
-        """Features (B, T, D) and lengths (B,) -> greedy tokens (and the timestamp head's inputs where the graph has it)."""
+        """Features (B, T, D) and lengths (B,) -> tokens (greedy, or with ``lm``) and the timestamp head's inputs where the graph has it."""
         if timestamps and not self.always_timestamps:
             self.warn_once("this exported graph has no timestamp outputs; results come without timestamps")
         if float(clas_scale) != 1.0:
@@ -65,7 +66,7 @@ class ParaformerOnnx(ParaformerNet):
             rows = bias if bias is not None else np.zeros((1, self.bias_dim), dtype=np.float32)  # all zero: no hotwords
             feed[BIAS_EMBED] = np.ascontiguousarray(np.broadcast_to(rows, (len(lens),) + rows.shape))
         outputs = self.graph(**feed)
-        out = Recognition(self.greedy(outputs[0].argmax(-1), outputs[1]))
+        out = Recognition(self.choose(outputs[0], outputs[1], lm))
         if self.always_timestamps:
             us_alphas = outputs[2]
             rate = us_alphas.shape[1] // feats.shape[1]  # timestamp steps per encoder frame

@@ -23,6 +23,9 @@ _KNOWN_FILES = (
     ("bpe.model", ("tokenizer_conf", "bpemodel")),
     ("am.mvn", ("frontend_conf", "cmvn_file")),
     ("jieba_usr_dict", ("jieba_usr_dict",)),
+    ("lm.bin", ("ngram_lm", "lm_file")),  # an n-gram LM of the model's tokens, used by default (funasr.lm)
+    ("lm.arpa.gz", ("ngram_lm", "lm_file")),
+    ("lm.arpa", ("ngram_lm", "lm_file")),
 )
 
 

@@ -6,6 +6,7 @@ written as space-separated tokens.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import threading
 from dataclasses import dataclass
@@ -16,6 +17,11 @@ from funasr.errors import OptionError
 
 LN10 = math.log(10.0)
 END = "</s>"
+
+
+def kenlm_installed() -> bool:
+    """Whether the ``kenlm`` package (``pip install 'funasr[lm]'``) can be imported."""
+    return importlib.util.find_spec("kenlm") is not None
 
 
 class NgramLM:

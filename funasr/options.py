@@ -44,6 +44,9 @@ SWITCHES = ("disable_update", "disable_log", "log_level", "seed", "ngpu", "model
 VAD_STREAM_ARGS = ("chunk_size", "cache", "is_final", "is_streaming_input")
 
 
+LM_WEIGHT = 0.3  # the LM weight when neither the call nor the model folder gives one
+
+
 def _fail(name: str, value: Any, allowed: str) -> OptionError:
     return OptionError(f"{name}={value!r} is not allowed: {allowed}")
 
@@ -204,8 +207,8 @@ class ASROptions:
     timestamps: bool = False  # ``pred_timestamp`` / ``output_timestamp``
     clas_scale: float = 1.0
     search: SearchOptions = SearchOptions()
-    lm_file: Optional[Path] = None  # ARPA / KenLM binary n-gram LM over the model's tokens
-    lm_weight: float = 0.3
+    lm_file: Optional[Path] = None  # ARPA / KenLM binary n-gram LM over the model's tokens (default: the model folder's)
+    lm_weight: Optional[float] = None  # None: the model folder's ``ngram_lm.lm_weight``, else LM_WEIGHT; 0: no LM
 
     @classmethod
     def parse(cls, kw: dict[str, Any]) -> "ASROptions":

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from funasr.bin.train_lm import main as train_lm
 from funasr.errors import OptionError
@@ -110,6 +112,7 @@ def test_an_lm_file_that_is_not_an_lm_fails_clearly(tmp_path):
 # ---- lm_file= on models ---------------------------------------------------------------------------------
 
 from conftest import ASR_MODELS, AUDIO, MODELS, RUNTIME, auto, exported  # noqa: E402
+from funasr.auto_model import AutoModel  # noqa: E402
 
 sys.path.insert(0, str(RUNTIME))
 import funasr_onnx  # noqa: E402
@@ -141,3 +144,20 @@ def test_lm_file_on_models_without_an_lm_search_fails_before_work(tmp_path):
     for name in ("paraformer_streaming_tiny", "u2pp_conformer_tiny"):
         with pytest.raises(OptionError, match="lm_file="):
             auto(name).generate(input=str(tmp_path / "never-read.wav"), lm_file=str(lm))
+
+
+def test_a_model_folder_with_an_lm_uses_it_and_exports_it(tmp_path):
+    folder = tmp_path / "paraformer_lm"
+    shutil.copytree(MODELS / "paraformer_tiny", folder)
+    shutil.copyfile(_model_lm(tmp_path, "paraformer_tiny"), folder / "lm.arpa")
+    config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    (folder / "config.yaml").write_text(yaml.safe_dump({**config, "ngram_lm": {"lm_weight": 2.0}}), encoding="utf-8")
+    explicit = [r["text"] for r in auto("paraformer_tiny").generate(input=WAVS, lm_file=str(folder / "lm.arpa"), lm_weight=2.0)]
+    model = AutoModel(model=str(folder), device="cpu", disable_pbar=True)
+    assert [r["text"] for r in model.generate(input=WAVS)] == explicit
+    greedy = [r["text"] for r in auto("paraformer_tiny").generate(input=WAVS)]
+    assert [r["text"] for r in model.generate(input=WAVS, lm_weight=0)] == greedy
+    out = Path(model.export(type="onnx", output_dir=str(tmp_path / "exported")))
+    assert (out / "lm.arpa").is_file()
+    onnx = funasr_onnx.AutoModel(model=str(out), quantize=False, disable_pbar=True)
+    assert [r["text"] for r in onnx.generate(input=WAVS)] == explicit

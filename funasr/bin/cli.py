@@ -66,8 +66,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--init-param", help="weights to load instead of the --model folder's model.pt "
                    "(e.g. a funasr-train checkpoint such as exp/model.pt.avg10)")
     p.add_argument("--hotword", help='hotwords for SeACo / contextual models: "word1 word2" or a .txt file')
-    p.add_argument("--lm-file", help="n-gram LM (ARPA or KenLM binary, e.g. from funasr-train-lm) for Paraformer models")
-    p.add_argument("--lm-weight", type=float, help="weight of the LM's log-probabilities (default: 0.3)")
+    p.add_argument("--lm-file", help="n-gram LM (ARPA or KenLM binary, e.g. from funasr-train-lm) for Paraformer models "
+                   "(default: the model folder's lm.arpa.gz / lm.arpa / lm.bin when it has one)")
+    p.add_argument("--lm-weight", type=float, help="weight of the LM's log-probabilities (default: the model's, else 0.3; "
+                   "0: decode without the LM)")
     p.add_argument("--beam-size", type=int, help="beam of the LM search (default: 10)")
     p.add_argument("--batch-size-s", type=float, default=300, help="seconds of speech per ASR batch with a VAD (default: 300)")
     p.add_argument("-o", "--output-dir", help="write 1best_recog/{text,token,timestamp} (and --format files) here")

@@ -20,8 +20,8 @@ import numpy as np
 from funasr.audio import AudioItem
 from funasr.errors import OptionError
 from funasr.hotword import check_hotword, hotword_ids, read_hotwords
-from funasr.lm import LMCache, LMFusion, lm_words
-from funasr.options import ASROptions, StreamASROptions
+from funasr.lm import LMCache, LMFusion, kenlm_installed, lm_words
+from funasr.options import LM_WEIGHT, ASROptions, StreamASROptions
 from funasr.engines import ASRNet, Recognition
 from funasr.models.paraformer.cif import ts_prediction_lfr6_standard
 from funasr.models.paraformer.decoding import special_ids
@@ -48,6 +48,7 @@ class ASRTask:
         self._hotwords: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._lms = LMCache()
+        self._lm_warned = False
 
     @property
     def always_timestamps(self) -> bool:
@@ -112,14 +113,26 @@ class ASRTask:
         return {"key": key, "text": text, "timestamp": stamps}
 
     def lm_fusion(self, options: ASROptions) -> Optional[LMFusion]:
-        """The n-gram LM of ``options`` (loaded once per file) for the engine's search; None: greedy decoding."""
-        if options.lm_file is None:
+        """The n-gram LM for the engine's search (loaded once per file): ``lm_file``, else the one in the model folder
+        (``lm.arpa.gz`` and the like, weight ``ngram_lm.lm_weight``); None: greedy decoding (also with ``lm_weight=0``)."""
+        declared = self.cfg.get("ngram_lm") or {}
+        path = options.lm_file or declared.get("lm_file")
+        weight = options.lm_weight if options.lm_weight is not None else float(declared.get("lm_weight", LM_WEIGHT))
+        if path is None or weight == 0:
             return None
         if not getattr(self.net, "takes_lm", False):
+            if options.lm_file is None:
+                return None
             raise OptionError(f"lm_file={str(options.lm_file)!r}: {self.cfg.get('model')} has no LM search here; an n-gram LM "
                               "works with the offline Paraformer models (Paraformer, BiCif, SeACo, Contextual)")
+        if options.lm_file is None and not kenlm_installed():
+            if not self._lm_warned:
+                self._lm_warned = True
+                log.warning("%s holds an n-gram LM (%s) that needs the kenlm package: pip install 'funasr[lm]'; decoding "
+                            "greedily without it", self.cfg.get("model_dir"), Path(path).name)
+            return None
         words = lm_words(self.tokenizer.token_list, frozenset(special_ids(self.cfg)))
-        return LMFusion(self._lms.get(options.lm_file), options.lm_weight, options.search.beam_size, words)
+        return LMFusion(self._lms.get(path), weight, options.search.beam_size, words)
 
     def hotword_bias(self, hotword: Any) -> Any:
         """Encoded hotwords for the model (None: no biasing), cached per hotword argument."""

@@ -47,6 +47,19 @@ def test_default_transcribes_with_the_bundled_models_offline(tmp_path):
     assert "".join(s["text"] for s in result["sentence_info"]) == CLIP_TEXT
 
 
+def test_lm_options_reach_the_model(tmp_path):
+    from funasr.train.ngram import train_arpa
+
+    tokens = json.loads((MODELS / "paraformer_tiny" / "tokens.json").read_text(encoding="utf-8"))[3:-1]
+    lm = train_arpa([tokens[i : i + 6] for i in range(0, len(tokens), 6)], 3, tmp_path / "lm.arpa")
+    wav = str(AUDIO / "example.wav")
+    greedy = funasr(wav, "--model", str(MODELS / "paraformer_tiny"), "-q")
+    off = funasr(wav, "--model", str(MODELS / "paraformer_tiny"), "--lm-file", str(lm), "--lm-weight", "0", "-q")
+    on = funasr(wav, "--model", str(MODELS / "paraformer_tiny"), "--lm-file", str(lm), "--lm-weight", "2", "--beam-size", "4", "-q")
+    assert greedy.returncode == off.returncode == on.returncode == 0, on.stderr
+    assert off.stdout == greedy.stdout != on.stdout
+
+
 def test_vad_model_alone_reports_segments_in_every_format(tmp_path):
     out = tmp_path / "out"
     run = funasr(str(AUDIO / "example.wav"), "--vad-model", "fsmn-vad", "-o", str(out), "--format", "json,srt,txt")

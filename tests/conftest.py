@@ -22,7 +22,7 @@ PARITY = FIXTURES / "parity"
 AUDIO = PARITY / "audio"
 MODELS = PARITY / "models"
 CLIP = FIXTURES / "synthetic_zh" / "clip.wav"  # two held-out test sentences of egs/synthetic_zh, 0.8 s apart
-CLIP_TEXT = "这个酒店真是差啊，非常不好，还有就是送的电脑包太小了。"  # what the bundled models make of it
+CLIP_TEXT = "这个酒店真是差而非常不好，还有就是送的电脑包太小了。"  # what the bundled models (with their LM) make of it: 啊 -> 而
 BUNDLED_VAD = ROOT / "funasr" / "assets" / "fsmn-vad"
 TOLERANCE_MS = 20  # times (segments, tokens, sentences) agree with the reference within this
 

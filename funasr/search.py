@@ -1,8 +1,10 @@
-"""Searches over CTC and attention-decoder outputs, separate from any network (numpy only, torch-free).
+"""Searches over CTC, attention-decoder and non-autoregressive outputs, separate from any network (numpy only,
+torch-free).
 
 Any model with a CTC head and/or an autoregressive attention decoder can use them: the CTC
 searches take per-frame log-probabilities, the attention searches take callables that run the
-network. The arithmetic follows WeNet's (``wenet/transformer/search.py``): prefix beam search in
+network; ``lm_beam_search`` takes a non-autoregressive decoder's per-position log-probabilities
+(Paraformer) and an n-gram LM. The arithmetic follows WeNet's (``wenet/transformer/search.py``): prefix beam search in
 Python floats, the attention beam search and the rescoring sums in float32.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What the Paraformer family's PyTorch and onnxruntime engines share (numpy only): facts and greedy tokens."""
+"""What the Paraformer family's PyTorch and onnxruntime engines share (numpy only): facts and the token choice."""
 from __future__ import annotations
 
 from typing import Any, Optional

@@ -6,17 +6,34 @@ written as space-separated tokens.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
+import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from funasr.errors import OptionError
 
 LN10 = math.log(10.0)
 END = "</s>"
+
+
+@contextlib.contextmanager
+def _stderr_muted() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null for the block (C++ writes to it directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def kenlm_installed() -> bool:
@@ -39,7 +56,8 @@ class NgramLM:
         try:
             config = kenlm.Config()
             config.show_progress = False
-            self.model = kenlm.Model(str(path), config)
+            with _stderr_muted():  # kenlm's C++ loader writes a hint about binary files to stderr for every ARPA
+                self.model = kenlm.Model(str(path), config)
         except (OSError, RuntimeError) as e:
             raise OptionError(f"lm_file={str(path)!r} cannot be read as an n-gram LM ({e}); pass an ARPA or KenLM binary file") from e
         self.path = path

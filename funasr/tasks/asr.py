@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Sequence
 
@@ -131,8 +132,12 @@ class ASRTask:
                 log.warning("%s holds an n-gram LM (%s) that needs the kenlm package: pip install 'funasr[lm]'; decoding "
                             "greedily without it", self.cfg.get("model_dir"), Path(path).name)
             return None
-        words = lm_words(self.tokenizer.token_list, frozenset(special_ids(self.cfg)))
-        return LMFusion(self._lms.get(path), weight, options.search.beam_size, words)
+        return LMFusion(self._lms.get(path), weight, options.search.beam_size, self._lm_words)
+
+    @cached_property
+    def _lm_words(self) -> tuple[Optional[str], ...]:
+        """Each token id's LM word (None for blank, <s>, </s>), worked out once."""
+        return lm_words(self.tokenizer.token_list, frozenset(special_ids(self.cfg)))
 
     def hotword_bias(self, hotword: Any) -> Any:
         """Encoded hotwords for the model (None: no biasing), cached per hotword argument."""

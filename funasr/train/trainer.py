@@ -341,7 +341,7 @@ class Trainer:
         """Mean loss and accuracy over the validation batches (unweighted, as FunASR), over all processes."""
         self.net.eval()
         loss = acc = batches = 0.0
-        sums: list[float] = []
+        sums = [0.0] * len(self.part_names or ())  # the names are fixed by training, never here
         for batch in self._batches(self.valid_loader):
             with self._autocast():
                 value, stats, _ = self.net(self._to_device(batch))
@@ -349,8 +349,7 @@ class Trainer:
             acc += float(stats.get("acc", float("nan")))
             sums = self._add_parts(sums, stats)
             batches += 1
-        loss, acc, batches, *parts = self.world.sum([loss, acc, batches, *(sums or [0.0] * len(self.part_names or ()))],
-                                                    self.device)
+        loss, acc, batches, *parts = self.world.sum([loss, acc, batches, *sums], self.device)
         if not batches:
             return {"loss": float("nan"), "acc": float("nan")}
         return {"loss": loss / batches, **self._parts(parts, batches), "acc": acc / batches}

@@ -86,13 +86,14 @@ def measure_rtf(model_dir: Path, wav_scp: Path, count: int = 100, **options: obj
     return (time.perf_counter() - wall) / seconds, (time.process_time() - cpu) / seconds
 
 
-def add_lm(folder: Path, lm: Path, weight: float) -> None:
-    """Put the n-gram LM in the model folder (lm.arpa.gz / lm.arpa / lm.bin) and its weight in config.yaml."""
+def add_lm(folder: Path, lm: Path, weight: float) -> str:
+    """Put the n-gram LM in the model folder (lm.arpa.gz / lm.arpa / lm.bin) and its weight in config.yaml; its name."""
     name = "lm.arpa.gz" if lm.name.endswith(".gz") else "lm.arpa" if lm.suffix == ".arpa" else "lm.bin"
     shutil.copyfile(lm, folder / name)
     config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
     config["ngram_lm"] = {"lm_weight": weight}
     (folder / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return name
 
 
 def hours(stats: dict) -> list[str]:
@@ -123,14 +124,13 @@ def main() -> int:
 
     asr = args.out / ASR_NAME
     params = copy_folder(args.exp, args.exp / f"model.pt.avg{args.avg_num}", asr)
-    if args.lm:
-        add_lm(asr, args.lm, args.lm_weight)
+    lm_name = add_lm(asr, args.lm, args.lm_weight) if args.lm else ""
     wall, cpu = measure_rtf(asr, args.data / "test" / "wav.scp", lm_weight=0)
     lm_wall, lm_cpu = measure_rtf(asr, args.data / "test" / "wav.scp") if args.lm else (wall, cpu)
     size = sum(f.stat().st_size for f in asr.iterdir()) / 2**20
     lm_card = f"""
 ## Language model
-`{next((f.name for f in asr.glob("lm.*")), "")}`: a character n-gram LM (`funasr-train-lm`, modified Kneser-Ney), added
+`{lm_name}`: a character n-gram LM (`funasr-train-lm`, modified Kneser-Ney), added
 to the decoder's scores with weight {args.lm_weight} in a beam search over its positions (`ngram_lm.lm_weight`
 in config.yaml). It is used by default when the `kenlm` package is installed (`pip install 'funasr[lm]'`); without
 it, or with `lm_weight=0`, decoding is greedy (the first CER column). {args.lm_text}

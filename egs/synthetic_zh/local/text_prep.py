@@ -222,7 +222,7 @@ def main(argv=None) -> None:
     p.add_argument("--max-chars", type=int, default=3500, help="size cap of the character inventory")
     p.add_argument("--words-share", type=float, default=0.3, help="share of dictionary word sequences")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lm-words", type=int, default=0, help="only write lm_words.txt: this many word sequences for the LM")
+    p.add_argument("--lm-words", type=int, default=0, help="only write lm_words.txt (LM text): the dictionary words and this many word sequences")
     args = p.parse_args(argv)
     if args.lm_words:
         print({"lm_words": lm_word_text(args.out, args.lm_words, args.seed)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
@@ -75,30 +76,40 @@ class Fbank:
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel frames of int16-scale ``samples``: (N,) -> (num_frames(N), n_mels) float32."""
-        x = np.asarray(samples, dtype=np.float64)
-        n = self.num_frames(len(x))
-        out = np.empty((n, self.n_mels), dtype=np.float32)
-        if not n:
-            return out
-        # Per frame: y = x - mean, then y[i] -= 0.97 y[i-1] (y[0] -= 0.97 y[0]). Both are linear, so
-        # y = v - 0.03 mean, where v is the whole signal pre-emphasised once, with v[0] = 0.03 x[0].
-        emph = np.empty_like(x)
-        emph[1:] = x[1:] - PREEMPH * x[:-1]
-        starts = np.arange(n) * self.shift
-        means = np.lib.stride_tricks.sliding_window_view(x, self.length)[:: self.shift].mean(axis=1)  # (n,)
-        frames = np.lib.stride_tricks.sliding_window_view(emph, self.length)[:: self.shift]
-        padded = np.zeros((min(n, BLOCK_FRAMES), self.n_fft))  # zero-padded FFT input, reused per block
-        for start in range(0, n, BLOCK_FRAMES):
-            stop = min(n, start + BLOCK_FRAMES)
-            block = padded[: stop - start, : self.length]  # (b, length)
-            np.subtract(frames[start:stop], ((1 - PREEMPH) * means[start:stop])[:, None], out=block)
-            block[:, 0] = (1 - PREEMPH) * (x[starts[start:stop]] - means[start:stop])
+        return self.many([samples])[0]
+
+    def many(self, signals: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``self(x)`` of each signal, all frames in one pass (many streams' chunks cost about one call)."""
+        counts = [self.num_frames(len(x)) for x in signals]
+        out = np.empty((sum(counts), self.n_mels), dtype=np.float32)
+        if len(out):
+            used = [np.asarray(x[: self.length + (n - 1) * self.shift], dtype=np.float64) for x, n in zip(signals, counts) if n]
+            windows = np.lib.stride_tricks.sliding_window_view(np.concatenate(used) if len(used) > 1 else used[0], self.length)
+            if len(used) == 1:  # evenly spaced: a view
+                frames = windows[:: self.shift]
+            else:  # each signal's frames, gathered
+                offsets = np.cumsum([0] + [len(u) for u in used[:-1]])
+                frames = windows[np.concatenate([o + np.arange(n) * self.shift for o, n in zip(offsets, [n for n in counts if n])])]
+            self._energies(frames, out)
+        return np.split(out, np.cumsum(counts[:-1]))
+
+    def _energies(self, frames: np.ndarray, out: np.ndarray) -> None:
+        """Log-mel energies of ``frames`` (T, length) float64 into ``out`` (T, n_mels)."""
+        padded = np.zeros((min(len(frames), BLOCK_FRAMES), self.n_fft))  # zero-padded FFT input, reused per block
+        for start in range(0, len(frames), BLOCK_FRAMES):
+            stop = min(len(frames), start + BLOCK_FRAMES)
+            block_frames = frames[start:stop]  # (b, length)
+            means = block_frames.mean(axis=1, keepdims=True)
+            # Per frame: y = x - mean, then y[i] -= 0.97 y[i-1] (y[0] -= 0.97 y[0]).
+            block = padded[: stop - start, : self.length]
+            np.subtract(block_frames[:, 1:], PREEMPH * block_frames[:, :-1], out=block[:, 1:])
+            block[:, 1:] -= (1 - PREEMPH) * means
+            block[:, :1] = (1 - PREEMPH) * (block_frames[:, :1] - means)
             block *= self._window
             spec = np.fft.rfft(padded[: stop - start])[:, : self.n_fft // 2]
             energies = (spec.real**2 + spec.imag**2) @ self._mel  # (b, n_mels)
             np.log(np.maximum(energies, np.finfo(np.float32).eps), out=energies)
             out[start:stop] = energies
-        return out
 
 
 @dataclass
@@ -110,7 +121,14 @@ class FbankStream:
 
     def accept(self, samples: np.ndarray) -> np.ndarray:
         """The frames completed by ``samples`` (int16 scale): (T, n_mels); equal to those of the whole signal."""
-        buf = np.concatenate([self.pending, np.asarray(samples, dtype=np.float32)]) if len(self.pending) else samples
-        frames = self.fbank(buf)
-        self.pending = np.array(buf[len(frames) * self.fbank.shift :], dtype=np.float32)
+        return FbankStream.accept_many([self], [samples])[0]
+
+    @staticmethod
+    def accept_many(streams: Sequence["FbankStream"], pieces: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``stream.accept(piece)`` of each stream (all with the same ``Fbank``), every frame in one pass."""
+        bufs = [np.concatenate([s.pending, np.asarray(p, dtype=np.float32)]) if len(s.pending) else p
+                for s, p in zip(streams, pieces)]
+        frames = streams[0].fbank.many(bufs) if streams else []
+        for s, buf, f in zip(streams, bufs, frames):
+            s.pending = np.array(buf[len(f) * s.fbank.shift :], dtype=np.float32)
         return frames

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import kaldi_native_fbank as knf
 import numpy as np
@@ -179,7 +179,20 @@ class WavFrontendOnline(WavFrontend):
 
     def accept(self, waveform: np.ndarray, stream: FeatureStream, is_final: bool) -> np.ndarray:
         """Features (T, output_size) for the next chunk; over all chunks they equal ``extract`` of the whole signal."""
-        frames = stream.fbank.accept(np.asarray(waveform, dtype=np.float32) * SAMPLE_SCALE)
+        return self.accept_many([waveform], [stream], [is_final])[0]
+
+    def accept_many(self, waveforms: Sequence[np.ndarray], streams: Sequence[FeatureStream],
+                    finals: Sequence[bool]) -> list[np.ndarray]:
+        """``accept`` of each stream's next chunk, the fbank of all of them in one pass."""
+        pieces = [np.asarray(w, dtype=np.float32) * SAMPLE_SCALE for w in waveforms]
+        if self.fast_fbank is not None:
+            frames = FbankStream.accept_many([s.fbank for s in streams], pieces)
+        else:
+            frames = [s.fbank.accept(p) for s, p in zip(streams, pieces)]
+        return [self._stack(f, s, final) for f, s, final in zip(frames, streams, finals)]
+
+    def _stack(self, frames: np.ndarray, stream: FeatureStream, is_final: bool) -> np.ndarray:
+        """The LFR + CMVN frames that the stream's new fbank ``frames`` complete."""
         if stream.kept is not None:
             stream.kept.append(frames)
         pad = (self.lfr_m - 1) // 2

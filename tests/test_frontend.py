@@ -105,3 +105,27 @@ def test_fbank_stream_equals_whole_signal():
     stream = FbankStream(fbank)
     parts = [stream.accept(wave[i : i + 333]) for i in range(0, len(wave), 333)]
     np.testing.assert_array_equal(np.concatenate(parts), fbank(wave))
+
+
+@pytest.mark.parametrize("lfr", [(5, 1), (7, 6)])
+def test_many_streams_in_one_fbank_pass_equal_each_alone(lfr):
+    """``accept_many``: several streams' chunks (unequal, some shorter than a frame, one empty) in one fbank pass give
+    each stream what ``accept`` alone gives."""
+    waves = [read_wave("example.wav"), read_wave("sample.wav")[:30000], read_wave("pub_concat.wav")[5000:40000]]
+    fe = WavFrontendOnline(cmvn_file=str(ASR_MVN if lfr == (7, 6) else BUNDLED_VAD / "am.mvn"), lfr_m=lfr[0], lfr_n=lfr[1])
+    steps = [960, 300, 5000]
+    alone, together = [fe.create_stream() for _ in waves], [fe.create_stream() for _ in waves]
+    want: list[list] = [[] for _ in waves]
+    got: list[list] = [[] for _ in waves]
+    for k in range(max(len(w) // s + 1 for w, s in zip(waves, steps))):
+        pieces = [w[k * s : (k + 1) * s] for w, s in zip(waves, steps)]
+        finals = [(k + 1) * s >= len(w) and k * s < len(w) for w, s in zip(waves, steps)]
+        live = [i for i, w in enumerate(waves) if k * steps[i] < len(w)]
+        for i in live:
+            want[i].append(fe.accept(pieces[i], alone[i], finals[i]))
+        for i, feats in zip(live, fe.accept_many([pieces[i] for i in live], [together[i] for i in live], [finals[i] for i in live])):
+            got[i].append(feats)
+    for g, w, wave in zip(got, want, waves):
+        np.testing.assert_allclose(np.concatenate(g), np.concatenate(w), rtol=1e-6, atol=1e-5)
+        assert len(np.concatenate(g)) == len(fe.extract(wave))
+    assert fe.accept_many([], [], []) == []

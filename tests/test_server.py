@@ -8,9 +8,11 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Iterator, Optional
 
 import httpx
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -23,7 +25,8 @@ from funasr.errors import OptionError
 from funasr.serve.app import ServerConfig, create_app, serving
 from funasr.serve.models import ModelChoice, Models
 from funasr.serve.protocol import NOT_PCM, parse_chunk_size, ProtocolError, stamp_sents
-from funasr.serve.session import Limits
+from funasr.serve.batcher import StreamBatcher
+from funasr.serve.session import Limits, RecentAudio
 
 STREAMING_MODEL = MODELS / "paraformer_streaming_tiny"  # arrives with the streaming Paraformer
 needs_streaming = pytest.mark.skipif(not STREAMING_MODEL.is_dir(), reason="the streaming Paraformer fixture is not here yet")
@@ -456,3 +459,57 @@ def test_streaming_model_as_the_offline_model_too(models):
     whole = one.asr([AudioItem("s", audio[r["start_time"] * 16 : r["end_time"] * 16]) for r in finals[:1]],
                     one.offline.options({}).stream)[0]["text"]
     assert finals[0]["text"] == whole
+
+
+@needs_streaming
+def test_stream_batcher_decodes_each_task_in_its_own_batches(models):
+    """Many connections' chunks of two tasks: each task's requests are decoded in batches of their own (one lane per
+    task), and every stream gets what decoding it alone gives."""
+    audio = [sf.read(AUDIO / name, dtype="float32")[0][:48000] for name in ("pub_concat.wav", "sample.wav", "example.wav")]
+
+    def fresh() -> tuple[list, list]:
+        vad = [models.vad.create_stream(chunk_ms=60, streaming=True) for _ in audio]
+        asr = [models.online.create_stream(chunk_size=[5, 10, 5]) for _ in audio]
+        for v, a, wav in zip(vad, asr, audio):
+            v.accept_waveform(wav)
+            a.accept_waveform(wav)
+        return vad, asr
+
+    vad, asr = fresh()
+    alone = [models.vad.decode_stream(s) for s in vad], [models.online.decode_stream(s) for s in asr]
+
+    async def together() -> tuple[list, list, int, StreamBatcher]:
+        batcher = StreamBatcher()
+        batcher.start()
+        vad, asr = fresh()
+        try:
+            got = await asyncio.gather(*(batcher.decode(models.vad, s) for s in vad), *(batcher.decode(models.online, s) for s in asr))
+            batches = batcher.batches
+        finally:
+            await batcher.stop()
+        return got[: len(vad)], got[len(vad) :], batches, batcher
+
+    vad_got, asr_got, batches, batcher = asyncio.run(together())
+    assert (vad_got, asr_got) == alone and any(alone[0]) and any(r["text"] for r in alone[1])
+    assert batches == 2  # all three streams of a task in one batch
+    assert batcher.lanes == {} and not batcher.started  # stopped: lanes and their threads are gone
+
+
+def test_recent_audio_keeps_what_segments_still_need():
+    recent = RecentAudio()
+    for start in range(0, 10000, 960):  # 60 ms frames
+        recent.append(np.arange(start, min(start + 960, 10000), dtype=np.float32))
+    assert recent.get(1000, 3000).tolist() == list(range(1000, 3000))
+    recent.drop_before(2000)  # pieces ending at or before sample 2000 go; the one holding it stays
+    assert recent.start == 1920 and recent.get(0, 2100).tolist() == list(range(1920, 2100))
+    assert recent.get(9500, 20000).tolist() == list(range(9500, 10000))
+
+
+def test_the_model_folders_lm_is_loaded_with_the_server():
+    """The bundled model's n-gram LM loads with the models, not in the first connection's first segment."""
+    from funasr.lm import kenlm_installed
+
+    if not kenlm_installed():
+        pytest.skip("kenlm is not installed (the lm extra)")
+    loaded = Models.load(ModelChoice(model="paraformer-zh-small", online_model=None, vad_model=str(BUNDLED_VAD), punc_model=None))
+    assert [Path(path).name for path, _ in loaded.asr._lms._loaded] == ["lm.arpa.gz"]

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import soundfile as sf
 import torch
 
-from conftest import AUDIO, BUNDLED_VAD, PARITY, TOLERANCE_MS, parity_cases, parity_path, read_wave
+from conftest import AUDIO, BUNDLED_VAD, PARITY, RUNTIME, TOLERANCE_MS, exported, parity_cases, parity_path, read_wave
 from funasr.audio import AudioItem
 from funasr.auto_model import AutoModel
 from funasr.config import resolve_model_dir
@@ -225,8 +228,38 @@ def test_stream_objects_give_the_reference_events(vad):
         stream.accept_waveform(wav[:100])
 
 
-def test_decode_streams_keeps_each_stream_apart(vad):
-    # Three streams at different positions, decoded together, each get their single-stream events.
+def fixed_batch_copy(src: Path, dst: Path) -> Path:
+    """An export with FunASR's graph layout: the batch axis fixed at 1."""
+    shutil.copytree(src, dst)
+    for file in dst.glob("*.onnx"):
+        graph = onnx.load(str(file))
+        for value in [*graph.graph.input, *graph.graph.output]:
+            value.type.tensor_type.shape.dim[0].dim_value = 1
+        onnx.save(graph, str(file))
+    return dst
+
+
+@pytest.fixture(scope="module", params=["torch", "onnx", "onnx-batch-1"])
+def any_vad(request, vad, export_root, tmp_path_factory):
+    """The VAD on each engine: PyTorch, our ONNX export (streams batched), and a graph with a fixed batch of 1."""
+    if request.param == "torch":
+        return vad
+    if str(RUNTIME) not in sys.path:
+        sys.path.insert(0, str(RUNTIME))
+    import funasr_onnx
+
+    folder = exported(export_root, "fsmn-vad")
+    if request.param == "onnx-batch-1":
+        folder = fixed_batch_copy(folder, tmp_path_factory.mktemp("vad") / "fixed")
+    model = funasr_onnx.AutoModel(model=str(folder), disable_pbar=True)
+    assert model.task.net.batched == (request.param == "onnx")
+    return model
+
+
+def test_decode_streams_keeps_each_stream_apart(any_vad):
+    # Three streams at different positions, decoded together (chunks of unequal frame counts in one round), each get
+    # their single-stream events.
+    vad = any_vad
     waves = [read_wave("pub_concat.wav"), read_wave("sample.wav"), read_wave("example.wav")[4000:]]
     alone = []
     for wav in waves:
@@ -244,7 +277,7 @@ def test_decode_streams_keeps_each_stream_apart(vad):
                     stream.input_finished()
         for out, new in zip(events, vad.task.decode_streams(streams)):
             out += new
-    assert events == alone
+    assert events == alone and all(alone)
 
 
 def test_one_task_serves_streams_in_threads(vad):

@@ -84,6 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         import uvicorn
+        from threadpoolctl import threadpool_limits
 
         from funasr.serve.app import ServerConfig, create_app
         from funasr.serve.models import ModelChoice, Models
@@ -91,6 +92,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ImportError as e:
         print(f"funasr-server: {e}; install the server's packages: pip install 'funasr[serve]'", file=sys.stderr)
         return 2
+    # numpy's BLAS on one thread: the server runs its own threads, and OpenBLAS's idle workers spin after each
+    # larger product (the fbank of a batch of streams), which took a whole core from the engines.
+    threadpool_limits(1, user_api="blas")
     try:
         choice = ModelChoice(model=args.model, online_model=args.online_model, vad_model=args.vad_model,
                              punc_model=args.punc_model, realtime_punc_model=args.realtime_punc_model, engine=args.engine,

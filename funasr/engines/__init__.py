@@ -77,6 +77,8 @@ class RealtimePuncNet(Protocol):
 class VADNet(Protocol):
     """A streaming VAD network: per-frame silence posteriors, the FSMN cache carried explicitly."""
 
-    def silence_prob(self, feats: np.ndarray, cache: Any, sil_pdf_ids: Sequence[int]) -> tuple[np.ndarray, Any]:
-        """Features (T, D) float32 and the cache after the previous frames (None at the start)
-        -> (silence posterior per frame (T,) float64: the sum over ``sil_pdf_ids``, the cache after these frames)."""
+    def silence_probs(self, feats: Sequence[np.ndarray], caches: Sequence[Any],
+                      sil_pdf_ids: Sequence[int]) -> tuple[list[np.ndarray], list[Any]]:
+        """Per stream, features (T, D) float32 (the same T for all) and the cache after its previous frames (None at the
+        start), in one batch -> (per stream, the silence posterior per frame (T,) float64: the sum over ``sil_pdf_ids``;
+        per stream, the cache after these frames)."""

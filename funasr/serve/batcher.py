@@ -1,9 +1,14 @@
-"""One loop decodes the streaming chunks of every connection together (``task.decode_streams``), off the event loop."""
+"""Streaming chunks of every connection decoded together (``task.decode_streams``), off the event loop.
+
+Each task (the online ASR, the VAD, ...) has a lane: a queue and a thread of its own, so one task's
+batch never waits for another's, and the engines' native work runs on several cores at once.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 log = logging.getLogger(__name__)
@@ -25,58 +30,74 @@ def decode_each(task: Any, streams: list) -> list:
     return out
 
 
+@dataclass
+class Lane:
+    """One task's queue of ``(stream, future)`` requests, the loop that batches them and its thread."""
+
+    task: Any
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="funasr-streams"))
+    loop_task: Optional[asyncio.Task] = None
+    batches: int = 0  # batches decoded so far
+
+
 class StreamBatcher:
-    """Collects ``decode(task, stream)`` requests from all connections and runs them as batches in one thread."""
+    """Collects ``decode(task, stream)`` requests from all connections and runs each task's as batches in its own thread."""
 
     def __init__(self, max_batch: int = 64, wait_ms: float = 2.0) -> None:
         self.max_batch, self.wait_s = max_batch, wait_ms / 1000
-        self.queue: Optional[asyncio.Queue] = None
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="funasr-streams")
-        self.loop_task: Optional[asyncio.Task] = None
-        self.batches = 0  # batches decoded so far (for /health)
+        self.lanes: dict[int, Lane] = {}
+        self.started = False
 
     def start(self) -> None:
-        """Start the loop on the running event loop."""
-        self.queue = asyncio.Queue()
-        self.loop_task = asyncio.get_running_loop().create_task(self._run(), name="funasr-stream-batcher")
+        """Accept requests (lanes start on the running event loop as their tasks are first used)."""
+        self.started = True
 
     async def stop(self) -> None:
-        """Stop the loop and its thread."""
-        if self.loop_task is not None:
-            self.loop_task.cancel()
-            await asyncio.gather(self.loop_task, return_exceptions=True)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        """Stop every lane's loop and thread."""
+        lanes, self.lanes, self.started = list(self.lanes.values()), {}, False
+        for lane in lanes:
+            if lane.loop_task is not None:
+                lane.loop_task.cancel()
+        await asyncio.gather(*(lane.loop_task for lane in lanes if lane.loop_task is not None), return_exceptions=True)
+        for lane in lanes:
+            lane.executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def batches(self) -> int:
+        """Batches decoded so far, over all tasks."""
+        return sum(lane.batches for lane in self.lanes.values())
 
     async def decode(self, task: Any, stream: Any) -> Any:
         """What is new in ``stream`` (decoded together with other connections' streams of the same task)."""
+        assert self.started, "StreamBatcher.start() first"
+        lane = self.lanes.get(id(task))
+        if lane is None:
+            lane = self.lanes[id(task)] = Lane(task)
+            lane.loop_task = asyncio.get_running_loop().create_task(self._run(lane), name="funasr-stream-batcher")
         future = asyncio.get_running_loop().create_future()
-        assert self.queue is not None, "StreamBatcher.start() first"
-        self.queue.put_nowait((task, stream, future))
+        lane.queue.put_nowait((stream, future))
         return await future
 
-    async def _run(self) -> None:
-        assert self.queue is not None
+    async def _run(self, lane: Lane) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self.queue.get()]
+            batch = [await lane.queue.get()]
             await asyncio.sleep(self.wait_s)  # let the other connections' chunks of this moment join
-            while len(batch) < self.max_batch and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            batch = [b for b in batch if not b[2].cancelled()]  # a connection that went away meanwhile
-            groups: dict[int, list] = {}
-            for item in batch:
-                groups.setdefault(id(item[0]), []).append(item)
-            for items in groups.values():
-                task = items[0][0]
-                try:
-                    results = await loop.run_in_executor(self.executor, decode_each, task, [s for _, s, _ in items])
-                except Exception as e:
-                    results = [e] * len(items)
-                self.batches += 1
-                for (_, _, future), result in zip(items, results):
-                    if future.done():
-                        continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+            while len(batch) < self.max_batch and not lane.queue.empty():
+                batch.append(lane.queue.get_nowait())
+            batch = [b for b in batch if not b[1].cancelled()]  # a connection that went away meanwhile
+            if not batch:
+                continue
+            try:
+                results = await loop.run_in_executor(lane.executor, decode_each, lane.task, [s for s, _ in batch])
+            except Exception as e:
+                results = [e] * len(batch)
+            lane.batches += 1
+            for (_, future), result in zip(batch, results):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)

@@ -92,6 +92,7 @@ class Models:
             raise ConfigError(f"realtime_punc_model={choice.realtime_punc_model!r} keeps no per-connection state; pass a "
                               "realtime punctuation model (CTTransformerStreaming) or none (punc_model is used per segment)")
         offline = Runner(asr, "asr", task(choice.vad_model), task(choice.punc_model), {"disable_pbar": True})
+        asr.lm_fusion(offline.options({}).asr)  # the model folder's LM loads now, not in the first segment's pass
         return cls(choice, offline, online, realtime_punc)
 
     @property

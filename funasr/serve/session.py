@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -68,6 +69,28 @@ def punc_ids(text: str, units: list[str]) -> Optional[list[int]]:
     return ids
 
 
+class RecentAudio:
+    """A connection's recent samples as the frames they came in (appending copies nothing already held)."""
+
+    def __init__(self) -> None:
+        self.pieces: deque[np.ndarray] = deque()
+        self.start = 0  # sample index (since the utterance began) of the first piece's first sample
+
+    def append(self, samples: np.ndarray) -> None:
+        """Keep ``samples`` (the next samples of the utterance)."""
+        self.pieces.append(samples)
+
+    def get(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo:hi`` of the utterance (as far as they are still held)."""
+        held = np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)
+        return held[max(0, lo - self.start) : max(0, hi - self.start)].copy()
+
+    def drop_before(self, index: int) -> None:
+        """Forget the pieces that end at or before sample ``index``."""
+        while self.pieces and self.start + len(self.pieces[0]) <= index:
+            self.start += len(self.pieces.popleft())
+
+
 class Connection:
     """FunASR's server side of one connection."""
 
@@ -85,8 +108,7 @@ class Connection:
     def _reset(self) -> None:
         """A new utterance: empty buffers and new streams."""
         self.frames: list[bytes] = []  # offline mode: what was received
-        self.buffer = np.zeros(0, dtype=np.float32)  # realtime: recent audio, for the offline pass of a segment
-        self.buffer_start = 0  # sample index (since the utterance began) of buffer[0]
+        self.recent = RecentAudio()  # realtime: the audio an offline pass of a segment may still need
         self.utterance_samples = 0
         self.segment_start: Optional[int] = None  # ms of the open VAD segment
         self.vad_stream = self.asr_stream = self.punc_stream = None  # punc_stream: the realtime punctuation's cache
@@ -146,8 +168,9 @@ class Connection:
     async def _stream(self, samples: np.ndarray) -> None:
         cfg, m = self.config, self.models
         assert cfg is not None
-        self.buffer = np.concatenate([self.buffer, samples])
+        self.recent.append(samples)
         self.utterance_samples += len(samples)
+        online = vad = None  # this frame's decodes, run at once (each task batches its own streams)
         if m.online is not None:
             if self.asr_stream is None:
                 self.asr_stream = create_online_stream(m.online, cfg)
@@ -155,14 +178,20 @@ class Connection:
             self.online_pending += len(samples)
             if self.online_pending >= cfg.chunk_size[1] * 960:
                 self.online_pending = 0
-                await self._partial(await self.batcher.decode(m.online, self.asr_stream))
+                online = self.batcher.decode(m.online, self.asr_stream)
         if cfg.mode == "2pass":
             if self.vad_stream is None:
                 self.vad_stream = m.vad.create_stream(chunk_ms=cfg.vad_chunk_ms, streaming=True, options=m.vad_options)
             self.vad_stream.accept_waveform(samples)
             if len(self.vad_stream.pending) >= cfg.vad_chunk_ms * SAMPLES_PER_MS:
-                for beg, end in self._closed(await self.batcher.decode(m.vad, self.vad_stream)):
-                    self._segment(beg, end, final=False)
+                vad = self.batcher.decode(m.vad, self.vad_stream)
+        results = await asyncio.gather(*(job for job in (online, vad) if job is not None))
+        if online is not None:  # the partial of this chunk before the segment the VAD may close with it
+            await self._partial(results[0])
+        if vad is not None:
+            for beg, end in self._closed(results[-1]):
+                self._segment(beg, end, final=False)
+        if cfg.mode == "2pass":
             self._trim()
 
     async def _partial(self, result: Any, final: bool = False) -> None:
@@ -202,9 +231,7 @@ class Connection:
         """Queue the offline pass of ``[beg_ms, end_ms]`` and start a new sentence (2pass)."""
         cfg = self.config
         assert cfg is not None
-        lo = max(0, beg_ms * SAMPLES_PER_MS - self.buffer_start)
-        hi = max(lo, min(end_ms * SAMPLES_PER_MS, self.utterance_samples) - self.buffer_start)
-        audio = self.buffer[lo:hi].copy()
+        audio = self.recent.get(beg_ms * SAMPLES_PER_MS, end_ms * SAMPLES_PER_MS)
         index = self.sentence
         self.sentence, self.partials = self.sentence + 1, 0
         self.asr_stream, self.online_pending, self.online_sent = None, 0, 0  # the next sentence streams from a fresh state
@@ -248,10 +275,7 @@ class Connection:
         """Drop audio no segment can need any more."""
         keep_from = (self.segment_start * SAMPLES_PER_MS if self.segment_start is not None
                      else self.utterance_samples - KEEP_BEFORE_SPEECH)
-        cut = keep_from - self.buffer_start
-        if cut > SAMPLE_RATE:  # in steps, not per frame
-            self.buffer = self.buffer[cut:]
-            self.buffer_start = keep_from
+        self.recent.drop_before(keep_from)
 
     # ----- end of audio
 

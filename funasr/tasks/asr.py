@@ -249,20 +249,29 @@ class StreamingASRTask(ASRTask):
             s.closed = s.closed or s.finished
         return [{"key": s.key, "text": sentence_postprocess(self.tokenizer.ids2tokens(t))[0]} for s, t in zip(streams, ids)]
 
-    def window(self, stream: ParaformerStream, piece: np.ndarray, final: bool) -> np.ndarray:
-        """The encoder input of the stream's next chunk: the overlap frames, then the new frames scaled and position-encoded."""
-        if final and len(piece) < SAMPLES_PER_FRAME:  # too little audio for a frame: the overlap alone, as the reference
-            return stream.overlap * self.scale
-        feats = self.frontend.accept(piece, stream.features, final)
-        x = feats * self.scale + position_encoding(stream.frames, len(feats), feats.shape[1])
-        stream.frames += len(feats)
-        window = np.concatenate([stream.overlap, x])
-        stream.overlap = window[len(window) - stream.settings.overlap :]
-        return window
+    def windows(self, streams: list[ParaformerStream], pieces: list[np.ndarray], finals: list[bool]) -> list[np.ndarray]:
+        """The encoder input of each stream's next chunk: the overlap frames, then the new frames scaled and
+        position-encoded (the fbank of all the chunks in one pass)."""
+        # too little audio for a frame at the end: the overlap alone, as the reference
+        short = [f and len(p) < SAMPLES_PER_FRAME for p, f in zip(pieces, finals)]
+        todo = [i for i, s in enumerate(short) if not s]
+        feats = dict(zip(todo, self.frontend.accept_many([pieces[i] for i in todo], [streams[i].features for i in todo],
+                                                         [finals[i] for i in todo])))
+        out = []
+        for i, stream in enumerate(streams):
+            if short[i]:
+                out.append(stream.overlap * self.scale)
+                continue
+            x = feats[i] * self.scale + position_encoding(stream.frames, len(feats[i]), feats[i].shape[1])
+            stream.frames += len(feats[i])
+            window = np.concatenate([stream.overlap, x])
+            stream.overlap = window[len(window) - stream.settings.overlap :]
+            out.append(window)
+        return out
 
     def step(self, streams: list[ParaformerStream], pieces: list[np.ndarray], finals: list[bool]) -> list[list[int]]:
         """One chunk of each stream through encoder, CIF and decoder in one batch: the token ids each fired."""
-        windows = [self.window(s, p, f) for s, p, f in zip(streams, pieces, finals)]
+        windows = self.windows(streams, pieces, finals)
         caches, settings = [s.net_cache for s in streams], [s.settings for s in streams]
         enc, lens, alphas = self.net.encode_chunks(windows, caches, settings)
         alphas = mask_alphas(alphas, lens, settings, finals)

@@ -6,6 +6,7 @@ FunASR's ``cache={}`` holds one.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
@@ -72,19 +73,28 @@ class VADTask:
 
     def decode_stream(self, stream: VADStream) -> list[list[int]]:
         """Decode the stream's whole pending chunks (all of it once input is finished): the new segments/events."""
-        if stream.closed:
-            return []
-        pieces = stream.take_pending(int(stream.chunk_ms * self.frontend.fs / 1000))
-        out: list[list[int]] = []
-        for i, piece in enumerate(pieces):
-            last = stream.finished and i == len(pieces) - 1
-            stream.segmenter.begin_chunk(stream.chunk_ms)
-            feats = self.frontend.accept(piece, stream.features, last)
-            p_sil, stream.net_cache = self.net.silence_prob(feats, stream.net_cache, stream.options.sil_pdf_ids)
-            out.extend(stream.segmenter.accept(piece, p_sil, last))
-        stream.closed = stream.finished
-        return out
+        return self.decode_streams([stream])[0]
 
     def decode_streams(self, streams: list[VADStream]) -> list[list[list[int]]]:
-        """``decode_stream`` of each stream, in order."""
-        return [self.decode_stream(s) for s in streams]
+        """``decode_stream`` of each stream: chunk by chunk, the streams' chunks of equal length through the network in
+        one batch."""
+        pieces = [[] if s.closed else s.take_pending(int(s.chunk_ms * self.frontend.fs / 1000)) for s in streams]
+        out: list[list[list[int]]] = [[] for _ in streams]
+        for r in range(max((len(p) for p in pieces), default=0)):
+            active = [i for i, p in enumerate(pieces) if r < len(p)]
+            lasts = {i: streams[i].finished and r == len(pieces[i]) - 1 for i in active}
+            for i in active:
+                streams[i].segmenter.begin_chunk(streams[i].chunk_ms)
+            feats = dict(zip(active, self.frontend.accept_many([pieces[i][r] for i in active], [streams[i].features for i in active],
+                                                                [lasts[i] for i in active])))
+            groups = defaultdict(list)  # chunks of equal frame counts and settings: one network call
+            for i in active:
+                groups[len(feats[i]), tuple(streams[i].options.sil_pdf_ids)].append(i)
+            for (_, ids), members in groups.items():
+                probs, caches = self.net.silence_probs([feats[i] for i in members], [streams[i].net_cache for i in members], ids)
+                for i, p_sil, cache in zip(members, probs, caches):
+                    streams[i].net_cache = cache
+                    out[i].extend(streams[i].segmenter.accept(pieces[i][r], p_sil, lasts[i]))
+        for s in streams:
+            s.closed = s.closed or s.finished
+        return out

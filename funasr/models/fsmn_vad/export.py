@@ -1,4 +1,4 @@
-"""Export graph of FSMN-VAD: ``speech`` (1, T, 400) and FSMN caches ``in_cache0..`` (1, 128, 19, 1) -> scores and caches."""
+"""Export graph of FSMN-VAD: ``speech`` (B, T, 400) and FSMN caches ``in_cache0..`` (B, 128, 19, 1) -> scores and caches."""
 from __future__ import annotations
 
 from typing import Any
@@ -19,7 +19,7 @@ class FsmnVADExport(nn.Module):
 
     def forward(self, speech: torch.Tensor, *in_cache: torch.Tensor) -> tuple[torch.Tensor, ...]:
         dtype = self.encoder.in_linear1.linear.weight.dtype
-        caches = [c[..., 0].transpose(1, 2).to(dtype) for c in in_cache]  # (B, D, C, 1) -> (B, C, D)
+        caches = [c.squeeze(3).transpose(1, 2).to(dtype) for c in in_cache]  # (B, D, C, 1) -> (B, C, D); not a Gather
         scores, new = self.encoder(speech.to(dtype), caches)
         return (scores.float(), *[c.transpose(1, 2)[..., None].float() for c in new])
 
@@ -34,5 +34,7 @@ def graphs(model: nn.Module, frontend: Any = None) -> list[ExportGraph]:
     inputs = (torch.randn(1, 30, feat_dim), *caches)
     in_names = [SPEECH] + [IN_CACHE.format(i) for i in range(n)]
     out_names = [LOGITS] + [OUT_CACHE.format(i) for i in range(n)]
-    axes = {SPEECH: {1: "feats_length"}, LOGITS: {1: "feats_length"}}
+    batch = {0: "batch_size"}  # many streams per call (FunASR's graph has a fixed batch of 1)
+    axes = {SPEECH: {**batch, 1: "feats_length"}, LOGITS: {**batch, 1: "feats_length"},
+            **{name: batch for name in in_names[1:] + out_names[1:]}}
     return [ExportGraph("model", FsmnVADExport(model), inputs, in_names, out_names, axes)]

@@ -3,7 +3,8 @@
 For each N it starts one server process (``funasr-server`` with the models given), runs N clients
 that each send ``--seconds`` of speech (the fixture clips with gaps) as 1920-byte frames every 60 ms,
 then ``{"is_speaking": false}``, and prints: partial-result latency p50/p95 (from the moment the
-audio completing a 600 ms chunk was sent to the arrival of its text), final-result latency (from
+audio completing a 600 ms chunk was sent to the arrival of its text; chunks are counted as the server counts
+them, anew after each VAD segment, see ``chunk_ends``), final-result latency (from
 the moment the end of a VAD segment was sent to its ``2pass-offline`` text), the server's CPU use
 (percent of one core) and peak RSS, and errors (error messages, failed or cut connections, late
 frames: the client fell behind real time by more than a second, i.e. audio was not taken in time).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import socket
@@ -44,8 +46,36 @@ class Stats:
     late_frames: int = 0
 
 
-async def one_client(url: str, audio: bytes, stats: Stats, mode: str, name: str) -> None:
-    """FunASR's client protocol at real-time pace; latencies into ``stats``."""
+def chunk_ends(args: argparse.Namespace, audio: bytes) -> list[int]:
+    """The frames whose arrival completes a chunk of the online model, as the server counts them (FunASR's rule): every
+    10th frame, counted anew after the frame at which (in 2pass mode) the server's VAD closes a segment. Found by
+    running the server's VAD (same model, engine and 60 ms steps) over the audio."""
+    frames = len(audio) // (2 * FRAME)
+    per_chunk = CHUNK // FRAME
+    if args.mode != "2pass":
+        return list(range(per_chunk - 1, frames, per_chunk))
+    sys.path.insert(0, str(ROOT / "runtime" / "python"))
+    from funasr.serve.models import ModelChoice, load_task
+
+    vad = load_task(args.vad_model, ModelChoice(engine=args.engine, quantize=args.quantize))
+    stream = vad.create_stream(chunk_ms=FRAME // 16, streaming=True)
+    samples = np.frombuffer(audio, dtype="<i2").astype(np.float32) / 32768.0
+    ends, pending, in_segment = [], 0, False
+    for i in range(frames):
+        pending += FRAME
+        if pending >= CHUNK:  # the online model decodes before the VAD runs on the same frame
+            pending = 0
+            ends.append(i)
+        stream.accept_waveform(samples[i * FRAME : (i + 1) * FRAME])
+        for beg, end in vad.decode_stream(stream):
+            in_segment = in_segment or beg >= 0
+            if end >= 0 and in_segment:  # a new sentence: its online stream starts from the next frame
+                in_segment, pending = False, 0
+    return ends
+
+
+async def one_client(url: str, audio: bytes, stats: Stats, mode: str, name: str, ends: list[int]) -> None:
+    """FunASR's client protocol at real-time pace; latencies into ``stats`` (``ends``: see ``chunk_ends``)."""
     import websockets
 
     sent_at: list[float] = []  # wall time at which each frame was sent
@@ -62,8 +92,7 @@ async def one_client(url: str, audio: bytes, stats: Stats, mode: str, name: str)
                     if message.get("error"):
                         stats.errors.append(message["error"])
                     elif message["mode"] in ("2pass-online", "online") and sent_at:
-                        chunk_end = (len(sent_at) * FRAME // CHUNK) * CHUNK  # the last whole chunk sent
-                        frame = max(0, chunk_end // FRAME - 1)
+                        frame = ends[max(0, bisect.bisect_right(ends, len(sent_at) - 1) - 1)]  # the last chunk sent
                         stats.partial_ms.append(1000 * (now - sent_at[min(frame, len(sent_at) - 1)]))
                     elif message["mode"] == "2pass-offline" and message.get("end_time") and message.get("text"):
                         frame = min(len(sent_at) - 1, int(message["end_time"]) * 16 // FRAME)
@@ -110,7 +139,7 @@ def server_args(args: argparse.Namespace, port: int) -> list[str]:
     return out + (["--quantize"] if args.quantize else [])
 
 
-def run(args: argparse.Namespace, n: int, audio: bytes) -> dict:
+def run(args: argparse.Namespace, n: int, audio: bytes, ends: list[int]) -> dict:
     """One server, ``n`` clients; the figures of the table row."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "runtime" / "python"), os.environ.get("PYTHONPATH", "")])}
@@ -133,7 +162,7 @@ def run(args: argparse.Namespace, n: int, audio: bytes) -> dict:
         t0 = time.monotonic()
 
         async def all_clients() -> None:
-            await asyncio.gather(*(one_client(f"ws://127.0.0.1:{port}/", audio, stats, args.mode, f"c{i}") for i in range(n)))
+            await asyncio.gather(*(one_client(f"ws://127.0.0.1:{port}/", audio, stats, args.mode, f"c{i}", ends) for i in range(n)))
 
         asyncio.run(all_clients())
         wall = time.monotonic() - t0
@@ -165,12 +194,13 @@ def main() -> None:
     if max(args.clients) > 64 or args.seconds > 120:
         p.error("bounded runs only: at most 64 clients and 120 s of audio each")
     audio = (np.clip(long_recording(args.seconds, seed=1), -1, 1) * 32767).astype("<i2").tobytes()
+    ends = chunk_ends(args, audio)
     print(f"mode {args.mode}, engine {args.engine}{' int8' if args.quantize else ''}, {args.seconds:g} s per client, "
           f"model {Path(args.model).name}, online {Path(args.online_model).name}")
     print("| clients | partial p50 (ms) | partial p95 (ms) | final p50 (ms) | final p95 (ms) | server CPU (% of a core) | RSS (MiB) | errors |")
     print("|---|---|---|---|---|---|---|---|")
     for n in args.clients:
-        r = run(args, n, audio)
+        r = run(args, n, audio, ends)
         print(f"| {n} | {r['partial_p50']:.0f} | {r['partial_p95']:.0f} | {r['final_p50']:.0f} | {r['final_p95']:.0f} | "
               f"{r['cpu_pct']:.0f} | {r['rss_mib']:.0f} | {r['errors']} |", flush=True)
         if r["first_error"]:

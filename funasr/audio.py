@@ -214,14 +214,30 @@ def mix_to_mono(samples: np.ndarray, name: str) -> np.ndarray:
     return samples.mean(axis=axis)
 
 
-def to_float32(samples: np.ndarray) -> np.ndarray:
-    """Integer PCM -> float32 in [-1, 1] (unsigned PCM centred on its midpoint); floats pass through as float32."""
+def to_float32(samples: np.ndarray, name: str = "audio") -> np.ndarray:
+    """Integer PCM -> float32 in [-1, 1] (unsigned PCM centred on its midpoint); floats pass through as float32.
+
+    64-bit integers (no PCM format has them, but numpy makes them of Python ints) are read as the narrowest
+    signed PCM their values fit: int16, else int32.
+    """
+    if samples.dtype.kind in "iu" and samples.dtype.itemsize == 8:
+        samples = narrowest_pcm(samples, name)
     if np.issubdtype(samples.dtype, np.unsignedinteger):
         mid = float(np.iinfo(samples.dtype).max // 2 + 1)
         return ((samples.astype(np.float64) - mid) / mid).astype(np.float32)
     if np.issubdtype(samples.dtype, np.integer):
         return (samples.astype(np.float32) / float(np.iinfo(samples.dtype).max + 1)).astype(np.float32)
     return samples.astype(np.float32, copy=False)
+
+
+def narrowest_pcm(samples: np.ndarray, name: str) -> np.ndarray:
+    """A 64-bit integer array as int16 PCM if its values fit, else int32; beyond that it is no PCM."""
+    lo, hi = (int(samples.min()), int(samples.max())) if samples.size else (0, 0)
+    for pcm in (np.int16, np.int32):
+        if np.iinfo(pcm).min <= lo and hi <= np.iinfo(pcm).max:
+            return samples.astype(pcm)
+    raise AudioError(f"{name}: a {samples.dtype} array with values from {lo} to {hi} is beyond 32-bit PCM; "
+                     "pass int16 or int32 PCM, or floats in [-1, 1]")
 
 
 def max_audio_seconds() -> float:
@@ -347,7 +363,7 @@ def decode_source(source: Source, fs: int = SAMPLE_RATE, empty_ok: bool = False)
     if array is not None:
         check_sample_rate(fs, name)
         check_length(max(array.shape, default=0), fs, name)
-        samples, rate = to_float32(mix_to_mono(array, name)), fs
+        samples, rate = mix_to_mono(to_float32(array, name), name), fs  # scaled before channels are averaged
     elif isinstance(value, (bytes, bytearray)):
         data = bytes(value)
         if has_container_magic(data):

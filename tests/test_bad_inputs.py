@@ -294,6 +294,24 @@ def test_unsigned_pcm_is_centred():
     np.testing.assert_allclose(decode_source(Source("u", unsigned)), decode_source(Source("s", pcm)), atol=1e-7)
 
 
+def test_stereo_integer_pcm_is_scaled_before_its_channels_are_averaged():
+    pcm = sf.read(WAV, dtype="int16")[0][:8000]
+    mono = decode_source(Source("m", pcm))
+    for stereo in (np.stack([pcm, pcm], axis=1), np.stack([pcm, pcm]), torch.from_numpy(np.stack([pcm, pcm], axis=1))):
+        np.testing.assert_array_equal(decode_source(Source("s", stereo)), mono)  # not 32768 times louder
+
+
+def test_64_bit_integer_arrays_are_read_as_the_pcm_their_values_fit():
+    pcm = sf.read(WAV, dtype="int16")[0][:8000]
+    np.testing.assert_array_equal(decode_source(Source("a", pcm.astype(np.int64))), decode_source(Source("b", pcm)))
+    np.testing.assert_array_equal(decode_source(Source("a", torch.from_numpy(pcm.astype(np.int64)))), decode_source(Source("b", pcm)))
+    wide = pcm.astype(np.int32) * 65536  # 32-bit PCM
+    np.testing.assert_array_equal(decode_source(Source("a", wide.astype(np.int64))), decode_source(Source("b", wide)))
+    assert np.abs(decode_source(Source("a", pcm.astype(np.int64)))).max() > 1e-3  # not silence (it was: divided by 2**63)
+    with pytest.raises(AudioError, match="int64 array with values from .* is beyond 32-bit PCM"):
+        decode_source(Source("big", pcm.astype(np.int64) << 40))
+
+
 @pytest.mark.parametrize("peak", [1e30, -3e38])
 def test_samples_far_beyond_any_pcm_scale_are_refused(peak):
     samples = read_wave("example.wav")[:16000].copy()

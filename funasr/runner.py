@@ -93,9 +93,9 @@ class Runner:
         with writer:
             results = []
             for result in self.results(sources, single, opts):
+                results.append(result)
                 if opts.run.output_dir:
                     writer.write(result)
-                results.append(result)
         return results
 
     def results(self, sources: list, single: bool, opts: GenerateOptions) -> Iterator[dict]:

@@ -153,6 +153,13 @@ def _unique(names: dict[str, str], key: str, name: str, blocked: Callable[[str],
     return names[key]
 
 
+def own_file(path: Path) -> Path:
+    """``path``, a symbolic link there removed first: results are written into the folder, never through a link."""
+    if path.is_symlink():
+        path.unlink()
+    return path
+
+
 class OutputWriter:
     """Writes results under ``output_dir`` as they come (see the module docstring)."""
 
@@ -162,6 +169,7 @@ class OutputWriter:
         self._files: dict[str, TextIO] = {}
         self._stems: dict[str, str] = {}  # key -> file stem, unique within the run
         self._kaldi_keys: dict[str, str] = {}  # key -> its 1best_recog field, unique within the run
+        self.failed: Optional[str] = None  # why writing stopped (a full disk...); the results are still returned
         kaldi = self.output_dir / KALDI_DIR
         try:  # before any work: a file in the way fails the call now, not after the last input
             kaldi.mkdir(parents=True, exist_ok=True)
@@ -178,16 +186,25 @@ class OutputWriter:
         if name not in self._files:
             path = self.output_dir / KALDI_DIR / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._files[name] = path.open("w", encoding="utf-8")
+            self._files[name] = own_file(path).open("w", encoding="utf-8")
         fd = self._files[name]
         field = _unique(self._kaldi_keys, key, kaldi_key(key))
         fd.write(f"{field} {' '.join(value.splitlines())}\n")
         fd.flush()
 
     def write(self, result: dict[str, Any]) -> list[Path]:
-        """Write one result; returns the per-input files written."""
-        if "error" in result:
+        """Write one result; returns the per-input files written. A failed write (a full disk) is logged once and
+        ends the writing (``failed`` says why), not the run: the results are still returned."""
+        if "error" in result or self.failed:
             return []
+        try:
+            return self._write(result)
+        except OSError as e:
+            self.failed = f"writing under {self.output_dir} failed ({e.strerror or e}); later results were not written"
+            log.error("%s (the results are still returned)", self.failed)
+            return []
+
+    def _write(self, result: dict[str, Any]) -> list[Path]:
         key = str(result.get("key", ""))
         if "value" in result:
             self._line("text", key, _spans(result["value"]))
@@ -203,7 +220,7 @@ class OutputWriter:
                 continue
             path = self.output_dir / f"{self.stem(key)}.{fmt}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text({"json": to_json, "srt": to_srt, "txt": to_txt}[fmt](result), encoding="utf-8")
+            own_file(path).write_text({"json": to_json, "srt": to_srt, "txt": to_txt}[fmt](result), encoding="utf-8")
             written.append(path)
         return written
 
@@ -218,7 +235,12 @@ class OutputWriter:
     def close(self) -> None:
         """Close the ``1best_recog`` files."""
         for fd in self._files.values():
-            fd.close()
+            try:
+                fd.close()
+            except OSError as e:  # what was still buffered: the writing had failed already, or fails now
+                if not self.failed:
+                    self.failed = f"writing under {self.output_dir} failed ({e.strerror or e}); the last lines are missing"
+                    log.error("%s (the results are still returned)", self.failed)
         self._files.clear()
 
 

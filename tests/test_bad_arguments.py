@@ -104,6 +104,43 @@ def test_formats_take_a_comma_string(tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").glob("example.*")) == ["example.json", "example.txt"]
 
 
+def test_links_planted_in_the_output_folder_are_replaced_not_followed(tmp_path):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    out = tmp_path / "out"
+    (out / "1best_recog").mkdir(parents=True)
+    (out / "1best_recog" / "text").symlink_to(outside)
+    (out / "example.json").symlink_to(outside)
+    _model("fsmn-vad").generate(str(AUDIO / "example.wav"), output_dir=str(out), formats="json")
+    assert outside.read_text() == "keep me"
+    for written in (out / "1best_recog" / "text", out / "example.json"):
+        assert not written.is_symlink() and written.stat().st_size > 0
+
+
+FULL_DISK = r"""
+import json, logging, resource, signal, sys
+sys.path.insert(0, sys.argv[1])
+from funasr.auto_model import AutoModel
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))  # every file holds at most 1 byte
+logging.basicConfig(level=logging.ERROR)
+out = AutoModel(model="fsmn-vad", disable_pbar=True).generate(sys.argv[2:-1], output_dir=sys.argv[-1], formats="json")
+print(json.dumps([r["value"] for r in out]))
+"""
+
+
+def test_a_write_that_fails_mid_run_loses_no_result(tmp_path):
+    """Files that cannot be written (a full disk: here a 1-byte file size limit) end the writing with one error, and
+    ``generate`` still returns every result."""
+    inputs = [str(AUDIO / name) for name in ("example.wav", "sample.wav")]
+    want = [r["value"] for r in _model("fsmn-vad").generate(inputs)]
+    run = subprocess.run([sys.executable, "-c", FULL_DISK, str(ROOT), *inputs, str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == want and all(want)
+    assert run.stderr.count("later results were not written") == 1 and "File too large" in run.stderr
+
+
 def test_unknown_arguments_are_named_in_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="funasr.options"):
         (out,) = _model("fsmn-vad").generate(read_wave("example.wav"), max_end_silense_time=500, use_itn=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 import shutil
 import subprocess
 import sys
@@ -20,12 +21,22 @@ def _expected(case_id: str) -> dict:
     return case["expected"][0]
 
 
-def funasr(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def funasr(*args: str, cwd: Path = ROOT, preexec_fn: Any = None) -> subprocess.CompletedProcess:
     """Run ``python -m funasr`` with this checkout first on the path."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), HF_HUB_OFFLINE="1")
     return subprocess.run(
-        [sys.executable, "-m", "funasr", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "funasr", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+        preexec_fn=preexec_fn,
     )
+
+
+def full_disk() -> None:
+    """In the child before it starts: files hold at most 1 byte, and a write past that fails (EFBIG) as on a full disk."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
 
 
 def _kaldi(path: Path) -> dict[str, str]:
@@ -34,6 +45,14 @@ def _kaldi(path: Path) -> dict[str, str]:
 
 
 # ---- command line --------------------------------------------------------------------------
+
+
+def test_files_that_cannot_be_written_are_one_error_after_every_transcript(tmp_path):
+    inputs = [str(AUDIO / "example.wav"), str(AUDIO / "sample.wav")]
+    run = funasr("--vad-model", "fsmn-vad", *inputs, "-o", str(tmp_path / "out"), preexec_fn=full_disk)
+    assert run.returncode == 1
+    assert [line.split()[0] for line in run.stdout.splitlines()] == ["example", "sample"]  # every result is shown
+    assert run.stderr.strip().splitlines()[-1].startswith("funasr: error: writing under") and "File too large" in run.stderr
 
 
 def test_default_transcribes_with_the_bundled_models_offline(tmp_path):

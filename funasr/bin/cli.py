@@ -179,9 +179,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 tqdm.write(_summary_line(result), file=sys.stdout)
                 if args.output_dir:
                     writer.write(result)
-    except Exception as e:  # e.g. a full disk: one line with the reason; the results so far are written
+    except Exception as e:
         log.debug("run failed", exc_info=True)
         print(f"funasr: error: {_describe(e)}", file=sys.stderr)
+        return 1
+    if writer is not None and writer.failed:  # e.g. a full disk: the transcripts went to stdout, the files stop there
+        print(f"funasr: error: {writer.failed}", file=sys.stderr)
         return 1
     if failures:
         print(f"funasr: {len(failures)} input(s) failed:", file=sys.stderr)

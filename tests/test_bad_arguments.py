@@ -155,6 +155,22 @@ def test_bad_hotwords_fail_the_call_before_any_audio(hotword, message, tmp_path)
         _model("seaco_paraformer_tiny").generate([str(tmp_path / "never-read.wav")] * 2, hotword=hotword)
 
 
+def test_hotwords_for_a_model_without_them_are_named_in_one_warning(caplog):
+    model = _model("paraformer_tiny")
+    with caplog.at_level(logging.WARNING, logger="funasr.tasks.asr"):
+        plain = model.generate(read_wave("example.wav"))
+        for _ in range(2):
+            assert model.generate(read_wave("example.wav"), hotword="魔搭 达摩院") == plain  # ignored, as FunASR does
+        assert model.generate(read_wave("example.wav"), hotword="") == plain
+    assert [r.getMessage().count("takes no hotwords") for r in caplog.records] == [1]
+    assert "魔搭 达摩院" in caplog.text
+
+
+def test_cli_batch_size_s_without_a_vad_is_refused():
+    run = _cli(str(AUDIO / "example.wav"), "--model", str(MODELS / "paraformer_tiny"), "--batch-size-s", "60")
+    assert run.returncode == 2 and "--batch-size-s batches the speech segments of a VAD" in run.stderr
+
+
 # ---- item 1: batch_size never loses inputs --------------------------------------------------------
 
 def test_batch_size_two_keeps_every_input():

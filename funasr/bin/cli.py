@@ -71,7 +71,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--lm-weight", type=float, help="weight of the LM's log-probabilities (default: the model's, else 0.3; "
                    "0: decode without the LM)")
     p.add_argument("--beam-size", type=int, help="beam of the LM search (default: 10)")
-    p.add_argument("--batch-size-s", type=float, default=300, help="seconds of speech per ASR batch with a VAD (default: 300)")
+    p.add_argument("--batch-size-s", type=float, help="seconds of speech per ASR batch with a VAD (default: 300)")
     p.add_argument("-o", "--output-dir", help="write 1best_recog/{text,token,timestamp} (and --format files) here")
     p.add_argument("--format", default="", help=f"comma-separated per-input files in --output-dir: {','.join(FORMATS)}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no warnings")
@@ -88,6 +88,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         p.error("--init-param replaces the weights of --model: give the model with --model")
     if not args.model and not args.vad_model:
         args.model, args.vad_model, args.punc_model = DEFAULT_ASR, DEFAULT_VAD, DEFAULT_PUNC
+    if args.batch_size_s is not None and not (args.model and args.vad_model):
+        p.error("--batch-size-s batches the speech segments of a VAD for the ASR model: give both --model and --vad-model")
     return args
 
 
@@ -113,7 +115,7 @@ def generate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.hotword:
         kwargs["hotword"] = args.hotword
     kwargs.update({k: getattr(args, k) for k in ("lm_file", "lm_weight", "beam_size") if getattr(args, k) is not None})
-    if args.model and args.vad_model:
+    if args.batch_size_s is not None:
         kwargs["batch_size_s"] = args.batch_size_s
     if args.punc_model:
         kwargs["return_raw_text"] = True  # un-punctuated units for 1best_recog/token

@@ -50,6 +50,7 @@ class ASRTask:
         self._lock = threading.Lock()
         self._lms = LMCache()
         self._lm_warned = False
+        self._hotword_warned = False
 
     @property
     def always_timestamps(self) -> bool:
@@ -142,8 +143,10 @@ class ASRTask:
     def hotword_bias(self, hotword: Any) -> Any:
         """Encoded hotwords for the model (None: no biasing), cached per hotword argument."""
         if not self.takes_hotwords:
-            if hotword is not None:
-                log.debug("%s takes no hotwords; ignoring hotword=%r", self.cfg.get("model"), hotword)
+            if hotword not in (None, "", []) and not self._hotword_warned:
+                self._hotword_warned = True
+                log.warning("%s takes no hotwords (SeACo and contextual Paraformers do); ignoring hotword=%.80r",
+                            self.cfg.get("model"), hotword)
             return None
         if hotword is None and not self.always_bias:
             return None

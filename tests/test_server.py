@@ -464,8 +464,9 @@ def test_streaming_model_as_the_offline_model_too(models):
 @needs_streaming
 def test_stream_batcher_decodes_each_task_in_its_own_batches(models):
     """Many connections' chunks of two tasks: each task's requests are decoded in batches of their own (one lane per
-    task), and every stream gets what decoding it alone gives."""
-    audio = [sf.read(AUDIO / name, dtype="float32")[0][:48000] for name in ("pub_concat.wav", "sample.wav", "example.wav")]
+    task, a batch split in parts decoded at once on two threads), and every stream gets what decoding it alone gives."""
+    names = ("pub_concat.wav", "sample.wav", "example.wav") * 3
+    audio = [sf.read(AUDIO / name, dtype="float32")[0][i * 4000 : i * 4000 + 48000] for i, name in enumerate(names)]
 
     def fresh() -> tuple[list, list]:
         vad = [models.vad.create_stream(chunk_ms=60, streaming=True) for _ in audio]
@@ -479,7 +480,7 @@ def test_stream_batcher_decodes_each_task_in_its_own_batches(models):
     alone = [models.vad.decode_stream(s) for s in vad], [models.online.decode_stream(s) for s in asr]
 
     async def together() -> tuple[list, list, int, StreamBatcher]:
-        batcher = StreamBatcher()
+        batcher = StreamBatcher(threads=2)
         batcher.start()
         vad, asr = fresh()
         try:
@@ -490,8 +491,8 @@ def test_stream_batcher_decodes_each_task_in_its_own_batches(models):
         return got[: len(vad)], got[len(vad) :], batches, batcher
 
     vad_got, asr_got, batches, batcher = asyncio.run(together())
-    assert (vad_got, asr_got) == alone and any(alone[0]) and any(r["text"] for r in alone[1])
-    assert batches == 2  # all three streams of a task in one batch
+    assert (vad_got, asr_got) == alone and all(alone[0]) and all(r["text"] for r in alone[1])
+    assert batches == 2 and batcher.parts(len(audio)) == 2  # all nine streams of a task in one batch, in two parts
     assert batcher.lanes == {} and not batcher.started  # stopped: lanes and their threads are gone
 
 

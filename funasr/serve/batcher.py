@@ -1,17 +1,27 @@
 """Streaming chunks of every connection decoded together (``task.decode_streams``), off the event loop.
 
-Each task (the online ASR, the VAD, ...) has a lane: a queue and a thread of its own, so one task's
-batch never waits for another's, and the engines' native work runs on several cores at once.
+Each task (the online ASR, the VAD, ...) has a lane: a queue and threads of its own, so one task's
+batch never waits for another's, and the engines' native work runs on several cores at once. A lane
+splits a large batch into one part per core (at least ``MIN_PART`` streams each), decoded at once:
+single-threaded runs side by side use the cores better than one multi-threaded run of small matrices.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 log = logging.getLogger(__name__)
+
+MIN_PART = 4  # streams: smaller parts lose more to per-call costs than they gain from another core
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def decode_each(task: Any, streams: list) -> list:
@@ -32,20 +42,21 @@ def decode_each(task: Any, streams: list) -> list:
 
 @dataclass
 class Lane:
-    """One task's queue of ``(stream, future)`` requests, the loop that batches them and its thread."""
+    """One task's queue of ``(stream, future)`` requests, the loop that batches them and its threads."""
 
     task: Any
+    executor: ThreadPoolExecutor
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="funasr-streams"))
     loop_task: Optional[asyncio.Task] = None
     batches: int = 0  # batches decoded so far
 
 
 class StreamBatcher:
-    """Collects ``decode(task, stream)`` requests from all connections and runs each task's as batches in its own thread."""
+    """Collects ``decode(task, stream)`` requests from all connections and runs each task's as batches in its own threads."""
 
-    def __init__(self, max_batch: int = 64, wait_ms: float = 2.0) -> None:
+    def __init__(self, max_batch: int = 64, wait_ms: float = 2.0, threads: Optional[int] = None) -> None:
         self.max_batch, self.wait_s = max_batch, wait_ms / 1000
+        self.threads = threads or cores()  # per lane: a batch is split into at most this many parts
         self.lanes: dict[int, Lane] = {}
         self.started = False
 
@@ -73,11 +84,15 @@ class StreamBatcher:
         assert self.started, "StreamBatcher.start() first"
         lane = self.lanes.get(id(task))
         if lane is None:
-            lane = self.lanes[id(task)] = Lane(task)
+            lane = self.lanes[id(task)] = Lane(task, ThreadPoolExecutor(self.threads, thread_name_prefix="funasr-streams"))
             lane.loop_task = asyncio.get_running_loop().create_task(self._run(lane), name="funasr-stream-batcher")
         future = asyncio.get_running_loop().create_future()
         lane.queue.put_nowait((stream, future))
         return await future
+
+    def parts(self, n: int) -> int:
+        """Into how many parts a batch of ``n`` streams is split."""
+        return max(1, min(self.threads, n // MIN_PART))
 
     async def _run(self, lane: Lane) -> None:
         loop = asyncio.get_running_loop()
@@ -89,8 +104,12 @@ class StreamBatcher:
             batch = [b for b in batch if not b[1].cancelled()]  # a connection that went away meanwhile
             if not batch:
                 continue
+            streams = [s for s, _ in batch]
+            parts = [streams[i :: self.parts(len(streams))] for i in range(self.parts(len(streams)))]
             try:
-                results = await loop.run_in_executor(lane.executor, decode_each, lane.task, [s for s, _ in batch])
+                done = await asyncio.gather(*(loop.run_in_executor(lane.executor, decode_each, lane.task, p) for p in parts))
+                decoded = {id(s): r for part, rs in zip(parts, done) for s, r in zip(part, rs)}
+                results = [decoded[id(s)] for s in streams]
             except Exception as e:
                 results = [e] * len(batch)
             lane.batches += 1

@@ -11,6 +11,8 @@ frames: the client fell behind real time by more than a second, i.e. audio was n
 
     nice -n 19 python benchmarks/server.py --clients 1 4 8 16 32 --seconds 20
     nice -n 19 python benchmarks/server.py --engine onnx --quantize --model EXPORTED_ASR --online-model EXPORTED_ONLINE ...
+    python benchmarks/server.py --models small --clients 16 32 64     # the model sets of docs/benchmarks.md ("Server"),
+    python benchmarks/server.py --models large --clients 4 8 16       # exported once into --work (ONNX int8)
 """
 from __future__ import annotations
 
@@ -139,6 +141,35 @@ def server_args(args: argparse.Namespace, port: int) -> list[str]:
     return out + (["--quantize"] if args.quantize else [])
 
 
+def prepare_models(size: str, work: Path) -> dict[str, str]:
+    """The ONNX int8 folders of a model set, exported once into ``work``. ``small``: partials from a random-weight
+    streaming Paraformer with paraformer-zh-small's dimensions (there is no trained streaming one), the second pass on
+    the bundled paraformer-zh-small (with its LM); ``large``: the random streaming Paraformer-large of
+    benchmarks/streaming.py and the random Paraformer-large of benchmarks/asr.py. Both with fsmn-vad and
+    ct-punc-zh-small."""
+    sys.path.insert(0, str(ROOT / "runtime" / "python"))
+    from asr import build_model
+    from common import random_model_dir
+    from streaming import streaming_config
+
+    from funasr.auto_model import AutoModel
+
+    folder = work / size
+    streaming = folder / "streaming"
+    if not (streaming / "model.pt").is_file():
+        dims = {"width": 256, "ff": 768, "blocks": 8, "decoder_blocks": 3} if size == "small" else {}
+        random_model_dir(streaming_config(folder / "streaming.yaml", **dims), streaming, vocab_size=3486 if size == "small" else 8404)
+    offline = "paraformer-zh-small" if size == "small" else str(build_model(folder / "offline"))
+    sources = {"online_model": str(streaming), "model": offline, "vad_model": "fsmn-vad", "punc_model": "ct-punc-zh-small"}
+    out = {}
+    for key, src in sources.items():
+        out[key] = str(folder / f"onnx_{key}")
+        if not (Path(out[key]) / "config.yaml").is_file():
+            print(f"exporting {src} ...", file=sys.stderr, flush=True)
+            AutoModel(model=src, device="cpu", disable_pbar=True).export(type="onnx", quantize=True, output_dir=out[key])
+    return out
+
+
 def run(args: argparse.Namespace, n: int, audio: bytes, ends: list[int]) -> dict:
     """One server, ``n`` clients; the figures of the table row."""
     port = free_port()
@@ -188,11 +219,15 @@ def main() -> None:
                    if (MODELS / "paraformer_streaming_tiny").is_dir() else "none")
     p.add_argument("--vad-model", default="fsmn-vad")
     p.add_argument("--punc-model", default=str(MODELS / "ct_punc_tiny"))
+    p.add_argument("--models", choices=["small", "large"], help="a prepared model set (ONNX int8) instead of the model options")
+    p.add_argument("--work", type=Path, default=Path("/tmp/funasr-bench-server"), help="where --models exports its folders")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--ncpu", type=int, default=1)
     args = p.parse_args()
     if max(args.clients) > 64 or args.seconds > 120:
         p.error("bounded runs only: at most 64 clients and 120 s of audio each")
+    if args.models:
+        vars(args).update(prepare_models(args.models, args.work), engine="onnx", quantize=True)
     audio = (np.clip(long_recording(args.seconds, seed=1), -1, 1) * 32767).astype("<i2").tobytes()
     ends = chunk_ends(args, audio)
     print(f"mode {args.mode}, engine {args.engine}{' int8' if args.quantize else ''}, {args.seconds:g} s per client, "

@@ -42,12 +42,12 @@ ENGINES = ("torch", "onnx", "onnx-int8")
 LOOK_BACK = (4, 1)  # encoder / decoder chunk look-back: the model's defaults
 
 
-def released_config(out: Path) -> Path:
-    """The streaming config at the released size (the tiny fixture's layout, widened)."""
+def streaming_config(out: Path, width: int = 512, ff: int = 2048, blocks: int = 50, decoder_blocks: int = 16) -> Path:
+    """A streaming config (the tiny fixture's layout, widened): by default the released size."""
     cfg = yaml.safe_load(TINY_CONFIG.read_text())
-    cfg["encoder_conf"].update(output_size=512, attention_heads=4, linear_units=2048, num_blocks=50)
-    cfg["decoder_conf"].update(attention_heads=4, linear_units=2048, num_blocks=16, att_layer_num=16)
-    cfg["predictor_conf"]["idim"] = 512
+    cfg["encoder_conf"].update(output_size=width, attention_heads=4, linear_units=ff, num_blocks=blocks)
+    cfg["decoder_conf"].update(attention_heads=4, linear_units=ff, num_blocks=decoder_blocks, att_layer_num=decoder_blocks)
+    cfg["predictor_conf"]["idim"] = width
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
@@ -59,7 +59,7 @@ def prepare(work: Path, quick: bool) -> Path:
     if quick:
         model = TINY_CONFIG.parent
     elif not (model / "model.pt").is_file():
-        random_model_dir(released_config(work / "config.yaml"), model, vocab_size=8404)
+        random_model_dir(streaming_config(work / "config.yaml"), model, vocab_size=8404)
     onnx_dir = work / "onnx"
     if not (onnx_dir / "decoder_look_back_quant.onnx").is_file():
         from funasr.auto_model import AutoModel

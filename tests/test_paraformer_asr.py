@@ -12,6 +12,7 @@ import torch
 from conftest import AUDIO, PARITY, TOLERANCE_MS, norm_text, parity_cases, read_wave
 from funasr.audio import AudioItem
 from funasr.auto_model import AutoModel
+import funasr.tasks.asr as asr_task
 from funasr.errors import HotwordError
 from funasr.options import ASROptions
 
@@ -102,7 +103,7 @@ def test_hotword_file_equals_hotword_string(tmp_path):
     assert task(item, ASROptions(hotword=str(path))) == task(item, ASROptions(hotword="今天 朋友 电话"))
 
 
-def test_hotword_url(tmp_path):
+def test_hotword_url(tmp_path, monkeypatch):
     (tmp_path / "hot.txt").write_text("今天\n朋友\n电话\n", encoding="utf-8")
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -119,6 +120,12 @@ def test_hotword_url(tmp_path):
         item = [AudioItem("example", read_wave("example.wav"))]
         url = f"http://127.0.0.1:{server.server_address[1]}/hot.txt"
         assert task(item, ASROptions(hotword=url)) == task(item, ASROptions(hotword="今天 朋友 电话"))
+        # the list at the URL changes: read again once the cached copy is URL_HOTWORD_TTL_S old
+        (tmp_path / "hot.txt").write_text("朋友\n", encoding="utf-8")
+        assert task(item, ASROptions(hotword=url)) == task(item, ASROptions(hotword="今天 朋友 电话"))  # cached
+        monkeypatch.setattr(asr_task, "URL_HOTWORD_TTL_S", 1e-6)
+        assert task(item, ASROptions(hotword=url)) == task(item, ASROptions(hotword="朋友"))
+        assert task(item, ASROptions(hotword="朋友")) != task(item, ASROptions(hotword="今天 朋友 电话"))
         with pytest.raises(HotwordError, match="missing.txt"):
             task(item, ASROptions(hotword=url.replace("hot.txt", "missing.txt")))
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 from funasr.audio import AudioItem
 from funasr.errors import OptionError
 from funasr.hotword import check_hotword, hotword_ids, read_hotwords
+from funasr.hub import is_url
 from funasr.lm import LMCache, LMFusion, kenlm_installed, lm_words
 from funasr.options import LM_WEIGHT, ASROptions, StreamASROptions
 from funasr.engines import ASRNet, Recognition
@@ -33,6 +35,7 @@ from funasr.streaming import CACHE_KEY, ParaformerStream, stream_in_cache
 log = logging.getLogger(__name__)
 
 HOTWORD_CACHE_SIZE = 8
+URL_HOTWORD_TTL_S = 300.0  # a hotword URL is read again after this long (its list may change)
 
 
 class ASRTask:
@@ -172,8 +175,11 @@ class ASRTask:
 
 
 def _cache_key(hotword: Any) -> tuple:
-    """Cache key: the argument itself, plus the file's modification time for a local file."""
+    """Cache key: the argument itself, plus the file's modification time for a local file, or the current
+    ``URL_HOTWORD_TTL_S`` period for a URL."""
     if isinstance(hotword, str):
+        if is_url(hotword):
+            return (hotword, int(time.monotonic() // URL_HOTWORD_TTL_S))
         mtime = os.path.getmtime(hotword) if hotword.endswith(".txt") and os.path.isfile(hotword) else None
         return (hotword, mtime)
     return ("list", None if hotword is None else tuple(hotword))

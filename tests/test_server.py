@@ -153,6 +153,10 @@ def test_http_transcriptions_equal_pipeline(models):
             assert post("json", model="gpt-9").status_code == 404
             noisy = http.post("/v1/audio/transcriptions", headers=auth, files={"file": ("a.wav", b"not audio", "audio/wav")})
             assert noisy.status_code == 400 and noisy.json()["error"]["message"]
+            empty = http.post("/v1/audio/transcriptions", headers=auth, files={"file": ("a.wav", b"", "audio/wav")})
+            assert empty.status_code == 400 and "empty (0 bytes)" in empty.json()["error"]["message"]
+            two = http.post("/v1/audio/transcriptions", headers=auth, files=[("file", ("a.wav", data)), ("file", ("b.wav", data))])
+            assert two.status_code == 400 and "one audio file" in two.json()["error"]["message"]  # OpenAI's error shape
 
 
 def test_faults_get_clear_errors_and_leave_others_alone(models):

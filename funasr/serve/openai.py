@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException
 
 from funasr.audio import decode_source, has_container_magic
 from funasr.errors import AudioError
@@ -76,7 +77,10 @@ def add_routes(app: FastAPI, server: "Server") -> None:
             return error("send the upload with a Content-Length header", 411)
         if int(length) > server.config.max_upload_bytes:
             return error(f"upload of {length} bytes is larger than this server's {server.config.max_upload_bytes} bytes", 413, "file")
-        form = await request.form(max_files=1, max_fields=16)
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+        except HTTPException as e:  # starlette's multipart limits (a second file, too many fields): OpenAI's shape
+            return error(f"{str(e.detail).rstrip('.')}: send one audio file in the field 'file'", 400, "file")
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             return error("multipart field 'file' (the audio file) is missing", 400, "file")
@@ -105,6 +109,8 @@ def add_routes(app: FastAPI, server: "Server") -> None:
 
 def run_offline(server: "Server", data: bytes, hotword: Any) -> tuple[dict, float]:
     """Worker thread: the offline pipeline on an uploaded file; (result, seconds of audio)."""
+    if not data:
+        raise AudioError("the uploaded file is empty (0 bytes); send the audio file's contents")
     if not has_container_magic(data[:4096]):
         raise AudioError("the uploaded file is not an audio file this server reads (WAV, FLAC, OGG/Opus, MP3, MP4/M4A)")
     runner = server.models.offline

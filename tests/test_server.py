@@ -25,7 +25,7 @@ from funasr.errors import OptionError
 from funasr.serve.app import ServerConfig, create_app, serving
 from funasr.serve.models import ModelChoice, Models
 from funasr.serve.protocol import NOT_PCM, parse_chunk_size, ProtocolError, stamp_sents
-from funasr.serve.batcher import StreamBatcher
+from funasr.serve.batcher import StreamBatcher, cgroup_cpu_quota, cores
 from funasr.serve.session import Limits, RecentAudio
 
 STREAMING_MODEL = MODELS / "paraformer_streaming_tiny"  # arrives with the streaming Paraformer
@@ -518,3 +518,18 @@ def test_the_model_folders_lm_is_loaded_with_the_server():
         pytest.skip("kenlm is not installed (the lm extra)")
     loaded = Models.load(ModelChoice(model="paraformer-zh-small", online_model=None, vad_model=str(BUNDLED_VAD), punc_model=None))
     assert [Path(path).name for path, _ in loaded.asr._lms._loaded] == ["lm.arpa.gz"]
+
+
+def test_lane_threads_follow_the_cpus_a_container_allows(tmp_path):
+    v2, v1 = tmp_path / "v2", tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")  # docker --cpus=1.5
+    assert cgroup_cpu_quota(v2) == 1.5 and cores(v2) == min(2, cores(tmp_path / "none"))
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(v2) is None and cores(v2) == cores(tmp_path / "none")
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(v1) == 1.0 and cores(v1) == 1
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_quota(v1) is None and cgroup_cpu_quota(tmp_path / "none") is None

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 log = logging.getLogger(__name__)
@@ -19,9 +21,25 @@ log = logging.getLogger(__name__)
 MIN_PART = 4  # streams: smaller parts lose more to per-call costs than they gain from another core
 
 
-def cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPU cores this process may use: its CPU affinity, bounded by a cgroup CPU quota (a container's ``--cpus``)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup)
+    return n if quota is None else max(1, min(n, math.ceil(quota)))
+
+
+def cgroup_cpu_quota(root: Path) -> Optional[float]:
+    """CPUs the cgroup under ``root`` allows (v2 ``cpu.max``, v1 ``cpu/cpu.cfs_quota_us``); None: unlimited or unknown."""
+    try:
+        limit, period = (root / "cpu.max").read_text().split()[:2]
+        return None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota, period = (int((root / "cpu" / name).read_text()) for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"))
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def decode_each(task: Any, streams: list) -> list:

@@ -263,9 +263,9 @@ class StreamingASRTask(ASRTask):
         position-encoded (the fbank of all the chunks in one pass)."""
         # too little audio for a frame at the end: the overlap alone, as the reference
         short = [f and len(p) < SAMPLES_PER_FRAME for p, f in zip(pieces, finals)]
-        todo = [i for i, s in enumerate(short) if not s]
-        feats = dict(zip(todo, self.frontend.accept_many([pieces[i] for i in todo], [streams[i].features for i in todo],
-                                                         [finals[i] for i in todo])))
+        framed = [i for i, s in enumerate(short) if not s]
+        feats = dict(zip(framed, self.frontend.accept_many([pieces[i] for i in framed], [streams[i].features for i in framed],
+                                                           [finals[i] for i in framed])))
         out = []
         for i, stream in enumerate(streams):
             if short[i]:

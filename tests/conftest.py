@@ -101,3 +101,11 @@ def export_root(tmp_path_factory) -> Path:
     """One folder for the exported parity models of the session (``exported`` fills it on demand)."""
     return tmp_path_factory.mktemp("exports")
 
+
+def full_disk() -> None:
+    """``preexec_fn`` of a child process: files hold at most 1 byte, and a write past that fails (EFBIG) as on a full disk."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))

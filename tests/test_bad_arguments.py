@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from conftest import AUDIO, MODELS, ROOT, read_wave
+from conftest import AUDIO, MODELS, ROOT, full_disk, read_wave
 from funasr.audio import collect_sources
 from funasr.auto_model import AutoModel
 from funasr.errors import AudioError, FunASRError, HotwordError, OptionError
@@ -118,11 +118,9 @@ def test_links_planted_in_the_output_folder_are_replaced_not_followed(tmp_path):
 
 
 FULL_DISK = r"""
-import json, logging, resource, signal, sys
+import json, logging, sys
 sys.path.insert(0, sys.argv[1])
 from funasr.auto_model import AutoModel
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, as on a full disk
-resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))  # every file holds at most 1 byte
 logging.basicConfig(level=logging.ERROR)
 out = AutoModel(model="fsmn-vad", disable_pbar=True).generate(sys.argv[2:-1], output_dir=sys.argv[-1], formats="json")
 print(json.dumps([r["value"] for r in out]))
@@ -135,7 +133,7 @@ def test_a_write_that_fails_mid_run_loses_no_result(tmp_path):
     inputs = [str(AUDIO / name) for name in ("example.wav", "sample.wav")]
     want = [r["value"] for r in _model("fsmn-vad").generate(inputs)]
     run = subprocess.run([sys.executable, "-c", FULL_DISK, str(ROOT), *inputs, str(tmp_path / "out")],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, preexec_fn=full_disk)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == want and all(want)
     assert run.stderr.count("later results were not written") == 1 and "File too large" in run.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import AUDIO, CLIP, CLIP_TEXT, MODELS, ROOT, close_ms, norm_text, parity_cases
+from conftest import AUDIO, CLIP, CLIP_TEXT, MODELS, ROOT, close_ms, full_disk, norm_text, parity_cases
 from funasr.writers import OutputWriter, file_stem, recognised_units, srt_cues, to_srt, write_results
 
 
@@ -28,15 +28,6 @@ def funasr(*args: str, cwd: Path = ROOT, preexec_fn: Any = None) -> subprocess.C
         [sys.executable, "-m", "funasr", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
         preexec_fn=preexec_fn,
     )
-
-
-def full_disk() -> None:
-    """In the child before it starts: files hold at most 1 byte, and a write past that fails (EFBIG) as on a full disk."""
-    import resource
-    import signal
-
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
 
 
 def _kaldi(path: Path) -> dict[str, str]:

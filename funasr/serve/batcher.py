@@ -31,11 +31,9 @@ def cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
 def cgroup_cpu_quota(root: Path) -> Optional[float]:
     """CPUs the cgroup under ``root`` allows (v2 ``cpu.max``, v1 ``cpu/cpu.cfs_quota_us``); None: unlimited or unknown."""
     try:
-        limit, period = (root / "cpu.max").read_text().split()[:2]
-        return None if limit == "max" else int(limit) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
+        if (root / "cpu.max").is_file():
+            limit, period = (root / "cpu.max").read_text().split()[:2]
+            return None if limit == "max" else int(limit) / int(period)
         quota, period = (int((root / "cpu" / name).read_text()) for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"))
         return quota / period if quota > 0 and period > 0 else None
     except (OSError, ValueError):
@@ -123,11 +121,11 @@ class StreamBatcher:
             if not batch:
                 continue
             streams = [s for s, _ in batch]
-            parts = [streams[i :: self.parts(len(streams))] for i in range(self.parts(len(streams)))]
+            size = -(-len(streams) // self.parts(len(streams)))
+            parts = [streams[i : i + size] for i in range(0, len(streams), size)]
             try:
                 done = await asyncio.gather(*(loop.run_in_executor(lane.executor, decode_each, lane.task, p) for p in parts))
-                decoded = {id(s): r for part, rs in zip(parts, done) for s, r in zip(part, rs)}
-                results = [decoded[id(s)] for s in streams]
+                results = [r for rs in done for r in rs]
             except Exception as e:
                 results = [e] * len(batch)
             lane.batches += 1

@@ -13,6 +13,7 @@ frames: the client fell behind real time by more than a second, i.e. audio was n
     nice -n 19 python benchmarks/server.py --engine onnx --quantize --model EXPORTED_ASR --online-model EXPORTED_ONLINE ...
     python benchmarks/server.py --models small --clients 16 32 64     # the model sets of docs/benchmarks.md ("Server"),
     python benchmarks/server.py --models large --clients 4 8 16       # exported once into --work (ONNX int8)
+    python benchmarks/server.py --models large --clients 16 --independent  # own recordings, starts spread over 600 ms
 """
 from __future__ import annotations
 
@@ -76,8 +77,8 @@ def chunk_ends(args: argparse.Namespace, audio: bytes) -> list[int]:
     return ends
 
 
-async def one_client(url: str, audio: bytes, stats: Stats, mode: str, name: str, ends: list[int]) -> None:
-    """FunASR's client protocol at real-time pace; latencies into ``stats`` (``ends``: see ``chunk_ends``)."""
+async def one_client(url: str, audio: bytes, stats: Stats, mode: str, name: str, ends: list[int], offset: float = 0.0) -> None:
+    """FunASR's client protocol at real-time pace, from ``offset`` s after connecting; latencies into ``stats``."""
     import websockets
 
     sent_at: list[float] = []  # wall time at which each frame was sent
@@ -103,6 +104,7 @@ async def one_client(url: str, audio: bytes, stats: Stats, mode: str, name: str,
                         return
 
             reading = asyncio.create_task(reader())
+            await asyncio.sleep(offset)
             start = time.monotonic()
             step = 2 * FRAME
             for i in range(0, len(audio), step):
@@ -170,7 +172,7 @@ def prepare_models(size: str, work: Path) -> dict[str, str]:
     return out
 
 
-def run(args: argparse.Namespace, n: int, audio: bytes, ends: list[int]) -> dict:
+def run(args: argparse.Namespace, n: int, audios: list[bytes], ends: list[list[int]]) -> dict:
     """One server, ``n`` clients; the figures of the table row."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "runtime" / "python"), os.environ.get("PYTHONPATH", "")])}
@@ -193,7 +195,9 @@ def run(args: argparse.Namespace, n: int, audio: bytes, ends: list[int]) -> dict
         t0 = time.monotonic()
 
         async def all_clients() -> None:
-            await asyncio.gather(*(one_client(f"ws://127.0.0.1:{port}/", audio, stats, args.mode, f"c{i}", ends) for i in range(n)))
+            spread = CHUNK / 16000 if args.independent else 0.0
+            await asyncio.gather(*(one_client(f"ws://127.0.0.1:{port}/", audios[i % len(audios)], stats, args.mode, f"c{i}",
+                                              ends[i % len(ends)], i * spread / n) for i in range(n)))
 
         asyncio.run(all_clients())
         wall = time.monotonic() - t0
@@ -221,6 +225,10 @@ def main() -> None:
     p.add_argument("--punc-model", default=str(MODELS / "ct_punc_tiny"))
     p.add_argument("--models", choices=["small", "large"], help="a prepared model set (ONNX int8) instead of the model options")
     p.add_argument("--work", type=Path, default=Path("/tmp/funasr-bench-server"), help="where --models exports its folders")
+    p.add_argument("--independent", action="store_true",
+                   help="clients as independent users: each its own recording (the clips in another order), client i "
+                        "starting i/N of a 600 ms chunk after the first; default: all clients send the same recording, "
+                        "starting at once, so every chunk and every sentence end of all clients arrives together (the worst case)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--ncpu", type=int, default=1)
     args = p.parse_args()
@@ -228,14 +236,16 @@ def main() -> None:
         p.error("bounded runs only: at most 64 clients and 120 s of audio each")
     if args.models:
         vars(args).update(prepare_models(args.models, args.work), engine="onnx", quantize=True)
-    audio = (np.clip(long_recording(args.seconds, seed=1), -1, 1) * 32767).astype("<i2").tobytes()
-    ends = chunk_ends(args, audio)
+    seeds = range(1, 1 + (max(args.clients) if args.independent else 1))
+    audios = [(np.clip(long_recording(args.seconds, seed=seed), -1, 1) * 32767).astype("<i2").tobytes() for seed in seeds]
+    ends = [chunk_ends(args, audio) for audio in audios]
     print(f"mode {args.mode}, engine {args.engine}{' int8' if args.quantize else ''}, {args.seconds:g} s per client, "
-          f"model {Path(args.model).name}, online {Path(args.online_model).name}")
+          f"model {Path(args.model).name}, online {Path(args.online_model).name}, "
+          f"{'independent clients' if args.independent else 'all clients sending the same audio at once'}")
     print("| clients | partial p50 (ms) | partial p95 (ms) | final p50 (ms) | final p95 (ms) | server CPU (% of a core) | RSS (MiB) | errors |")
     print("|---|---|---|---|---|---|---|---|")
     for n in args.clients:
-        r = run(args, n, audio, ends)
+        r = run(args, n, audios, ends)
         print(f"| {n} | {r['partial_p50']:.0f} | {r['partial_p95']:.0f} | {r['final_p50']:.0f} | {r['final_p95']:.0f} | "
               f"{r['cpu_pct']:.0f} | {r['rss_mib']:.0f} | {r['errors']} |", flush=True)
         if r["first_error"]:

@@ -500,6 +500,41 @@ def test_stream_batcher_decodes_each_task_in_its_own_batches(models):
     assert batcher.lanes == {} and not batcher.started  # stopped: lanes and their threads are gone
 
 
+class GatedTask:
+    """A task whose decoding of the stream named "slow" waits for ``release``; every stream decodes to its name."""
+
+    def __init__(self) -> None:
+        self.release, self.started = threading.Event(), threading.Event()
+
+    def decode_streams(self, streams: list) -> list:
+        if "slow" in streams:
+            self.started.set()
+            assert self.release.wait(30)
+        return [f"decoded {s}" for s in streams]
+
+
+def test_stream_batcher_takes_new_chunks_while_a_batch_is_still_decoding():
+    """A chunk that arrives while another thread of the lane is busy is decoded at once, not after that batch."""
+    task = GatedTask()
+
+    async def run() -> tuple[str, bool, str]:
+        batcher = StreamBatcher(threads=2)
+        batcher.start()
+        try:
+            slow = asyncio.ensure_future(batcher.decode(task, "slow"))
+            while not task.started.is_set():
+                await asyncio.sleep(0.01)
+            fast = await asyncio.wait_for(batcher.decode(task, "fast"), 10)
+            slow_pending = not slow.done()
+            task.release.set()
+            return fast, slow_pending, await asyncio.wait_for(slow, 10)
+        finally:
+            task.release.set()
+            await batcher.stop()
+
+    assert asyncio.run(run()) == ("decoded fast", True, "decoded slow")
+
+
 def test_recent_audio_keeps_what_segments_still_need():
     recent = RecentAudio()
     for start in range(0, 10000, 960):  # 60 ms frames

@@ -4,6 +4,9 @@ Each task (the online ASR, the VAD, ...) has a lane: a queue and threads of its 
 batch never waits for another's, and the engines' native work runs on several cores at once. A lane
 splits a large batch into one part per core (at least ``MIN_PART`` streams each), decoded at once:
 single-threaded runs side by side use the cores better than one multi-threaded run of small matrices.
+A lane never waits for a batch to finish before taking the next: as soon as one of its threads is free it
+takes what has arrived meanwhile, so chunks that arrive spread out (independent users) do not queue behind
+a batch that another core is still decoding.
 """
 from __future__ import annotations
 
@@ -64,7 +67,9 @@ class Lane:
     executor: ThreadPoolExecutor
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     loop_task: Optional[asyncio.Task] = None
-    batches: int = 0  # batches decoded so far
+    batches: int = 0  # batches taken so far
+    running: int = 0  # parts handed to the threads and not finished
+    freed: asyncio.Event = field(default_factory=asyncio.Event)  # set when a part finishes
 
 
 class StreamBatcher:
@@ -92,7 +97,7 @@ class StreamBatcher:
 
     @property
     def batches(self) -> int:
-        """Batches decoded so far, over all tasks."""
+        """Batches taken so far, over all tasks."""
         return sum(lane.batches for lane in self.lanes.values())
 
     async def decode(self, task: Any, stream: Any) -> Any:
@@ -115,24 +120,34 @@ class StreamBatcher:
         while True:
             batch = [await lane.queue.get()]
             await asyncio.sleep(self.wait_s)  # let the other connections' chunks of this moment join
+            while lane.running >= self.threads:  # every thread busy: what arrives meanwhile joins this batch
+                lane.freed.clear()
+                await lane.freed.wait()
             while len(batch) < self.max_batch and not lane.queue.empty():
                 batch.append(lane.queue.get_nowait())
             batch = [b for b in batch if not b[1].cancelled()]  # a connection that went away meanwhile
             if not batch:
                 continue
-            streams = [s for s, _ in batch]
-            size = -(-len(streams) // self.parts(len(streams)))
-            parts = [streams[i : i + size] for i in range(0, len(streams), size)]
-            try:
-                done = await asyncio.gather(*(loop.run_in_executor(lane.executor, decode_each, lane.task, p) for p in parts))
-                results = [r for rs in done for r in rs]
-            except Exception as e:
-                results = [e] * len(batch)
             lane.batches += 1
-            for (_, future), result in zip(batch, results):
-                if future.done():
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+            size = -(-len(batch) // self.parts(len(batch)))
+            for i in range(0, len(batch), size):  # parts beyond the free threads start as the busy ones finish
+                part = batch[i : i + size]
+                lane.running += 1
+                done = loop.run_in_executor(lane.executor, decode_each, lane.task, [s for s, _ in part])
+                done.add_done_callback(lambda done, part=part: self._finish(lane, part, done))
+
+    @staticmethod
+    def _finish(lane: Lane, part: list, done: asyncio.Future) -> None:
+        """Hand a finished part's results to its connections and free its thread."""
+        lane.running -= 1
+        lane.freed.set()
+        if done.cancelled():
+            return
+        error = done.exception()
+        for (_, future), result in zip(part, [error] * len(part) if error else done.result()):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

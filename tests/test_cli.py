@@ -159,6 +159,15 @@ def test_unknown_model_fails_with_its_reason():
     assert run.returncode == 1 and "no-such-model" in run.stderr
 
 
+@pytest.mark.parametrize("module", sorted(p.stem for p in (ROOT / "funasr" / "bin").glob("*.py") if p.stem not in ("__init__", "cli")))
+def test_every_command_module_runs_with_python_m(module):
+    """The recipes call the commands as ``python -m funasr.bin.<name>``: each must run its main, not import and exit."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-m", f"funasr.bin.{module}", "--help"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "usage:" in run.stdout, (run.stdout, run.stderr)
+
+
 def test_help_says_what_runs_by_default():
     run = funasr("--help")
     assert run.returncode == 0 and "fsmn-vad" in run.stdout

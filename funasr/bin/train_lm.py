@@ -35,3 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     print(f"wrote {out} ({len(sentences)} sentences, order {args.order})", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

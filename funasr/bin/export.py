@@ -60,7 +60,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="what to write (default: onnx); sherpa-onnx: files sherpa-onnx loads (default folder: <model folder>/sherpa-onnx)")
     p.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=False, help="also write int8 *_quant.onnx")
     p.add_argument("--weight-type", default="uint8", choices=["uint8", "int8"],
-                   help="int8 files' MatMul weights: uint8 as FunASR (default), or int8 (for int8 runtimes other than funasr-onnx)")
+                   help="int8 files' MatMul weights: uint8 as FunASR (default), or int8 (for other int8 runtimes on CPUs with "
+                        "VNNI/AMX; onnxruntime's AVX2-only kernels give wrong sums on them)")
     p.add_argument("--output-dir", help="where to write (default: the model folder, as FunASR does, "
                    "or ./exported/<name> for a model inside the package, such as fsmn-vad, or in a read-only folder)")
     p.add_argument("--device", default="cpu", help="device the model is loaded on and TorchScript traced on (default: cpu)")

@@ -14,6 +14,9 @@ depends on the CPU (/proc/cpuinfo flags, read once at load):
   scale multiplied to match: no pair can saturate, at the cost of one bit of weight precision
   ("narrow"). Checked under an emulated AVX2 CPU with benchmarks/int8_kernels.py.
 - Other CPUs (ARM: dot-product instructions take uint8 as they are): the file as it is ("keep").
+
+``FUNASR_ONNX_INT8=keep`` in the environment runs the file as it is on every CPU: the same integers
+as other onnxruntime programs on that file (FunASR's runtimes, sherpa-onnx), slower on x86.
 """
 from __future__ import annotations
 
@@ -27,11 +30,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from funasr.errors import OptionError
+
 log = logging.getLogger(__name__)
 
 # /proc/cpuinfo flags of x86 CPUs whose uint8 x int8 dot products accumulate in 32 bits.
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 NARROW_LIMIT = 64  # |int8 weight| at most this: 255 * (64 + 64) fits in int16
+PLAN_VARIABLE = "FUNASR_ONNX_INT8"  # "keep": the file's weights on every CPU; "auto" or unset: int8_plan decides
 REWRITE_VERSION = 1  # part of the cache key: raise it when the rewrites change
 
 
@@ -50,8 +56,12 @@ def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 def int8_plan(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """How this CPU runs int8 weights: ``"shift"`` (VNNI / AMX), ``"narrow"`` (other x86) or ``"keep"``."""
+    chosen = os.environ.get(PLAN_VARIABLE, "").strip().lower()
+    if chosen not in ("", "auto", "keep"):
+        raise OptionError(f"{PLAN_VARIABLE}={os.environ[PLAN_VARIABLE]!r}: use 'keep' (the file's int8 weights as they are) "
+                         "or 'auto' (weights rewritten for this CPU's fastest exact kernels; the default)")
     flags = cpu_flags(cpuinfo)
-    if flags is None:
+    if flags is None or chosen == "keep":
         return "keep"
     return "shift" if any(f in flags for f in VNNI_FLAGS) else "narrow"
 

@@ -18,7 +18,7 @@ from funasr.errors import CheckpointError, ConfigError, ModelNotFoundError, Opti
 from funasr.hub import resolve_model
 from funasr.registry import families, resolve
 from funasr.tasks import frontend_and_tokenizer
-from funasr_onnx.int8 import session_source
+from funasr_onnx.int8 import int8_plan, session_source
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,10 @@ class SessionConfig:
     """How graphs are run: int8 files or not, threads, device, or your own ``onnxruntime.SessionOptions``.
 
     ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (needs onnxruntime-gpu; falls back to
-    the CPU with a warning). ``quantize`` on a CPU with VNNI / AMX runs FunASR's uint8
-    weights as int8, with the same results (int8.py). ``session_options``, when given, is
-    used as is (its thread settings win over ``intra_op_num_threads`` / ``inter_op_num_threads``).
+    the CPU with a warning). ``quantize`` runs FunASR's uint8 weights as int8 on x86 CPUs: the same
+    results on VNNI / AMX, 7-bit weights elsewhere (int8.py; ``FUNASR_ONNX_INT8=keep``: the file as
+    it is). ``session_options``, when given, is used as is (its thread settings win over
+    ``intra_op_num_threads`` / ``inter_op_num_threads``).
     """
 
     quantize: bool = False
@@ -44,6 +45,8 @@ class SessionConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not _DEVICE.match(self.device):
             raise OptionError(f"device={self.device!r} is not allowed: pass 'cpu', 'cuda' or 'cuda:N' (N = GPU index)")
+        if self.quantize:
+            int8_plan()  # a wrong FUNASR_ONNX_INT8 is refused before any graph loads
 
     def options(self) -> ort.SessionOptions:
         """The session options every graph of a model gets."""

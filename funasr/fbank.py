@@ -8,16 +8,59 @@ at float32 epsilon, ``snip_edges`` framing (a frame depends on its own samples o
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 PREEMPH = 0.97
 LOW_FREQ = 20.0
 BLOCK_FRAMES = 256  # frames per FFT call: the block's arrays stay in the CPU cache (3x faster than 2000)
 WINDOWS = ("hamming", "hanning", "povey", "rectangular", "blackman")
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit = None  # threadpoolctl's limiter while any fbank runs
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS on one thread while any fbank in the process runs, as it was set before once the last one ends.
+
+    The mel product is small; on more threads OpenBLAS wakes its workers for it, and they spin on for a while
+    after it (busy-waiting), taking a core from the engine that runs next (docs/benchmarks.md: int8
+    Paraformer-large on 2 threads was 20 % slower).
+    """
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            # threadpoolctl lets one Python thread at a time set OpenBLAS's threads; here _blas_lock orders the
+            # setters, so whichever thread starts or ends the scope takes that role for the moment, then frees it
+            OpenBLASController.clear_controlling_thread(force=True)
+            _blas_limit = _controller().limit(limits=1, user_api="blas")
+            OpenBLASController.clear_controlling_thread(force=True)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                OpenBLASController.clear_controlling_thread(force=True)
+                _blas_limit.restore_original_limits()
+                OpenBLASController.clear_controlling_thread(force=True)
+                _blas_limit = None
+
+
+@lru_cache(maxsize=None)
+def _controller() -> ThreadpoolController:
+    """The process's thread pools (numpy's BLAS among them), looked up once."""
+    return ThreadpoolController()
 
 
 @lru_cache(maxsize=None)
@@ -90,7 +133,8 @@ class Fbank:
             else:  # each signal's frames, gathered
                 offsets = np.cumsum([0] + [len(u) for u in used[:-1]])
                 frames = windows[np.concatenate([o + np.arange(n) * self.shift for o, n in zip(offsets, [n for n in counts if n])])]
-            self._energies(frames, out)
+            with one_blas_thread():
+                self._energies(frames, out)
         return np.split(out, np.cumsum(counts[:-1]))
 
     def _energies(self, frames: np.ndarray, out: np.ndarray) -> None:

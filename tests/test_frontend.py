@@ -129,3 +129,40 @@ def test_many_streams_in_one_fbank_pass_equal_each_alone(lfr):
         np.testing.assert_allclose(np.concatenate(g), np.concatenate(w), rtol=1e-6, atol=1e-5)
         assert len(np.concatenate(g)) == len(fe.extract(wave))
     assert fe.accept_many([], [], []) == []
+
+
+def test_fbank_runs_numpy_blas_on_one_thread_and_gives_the_setting_back():
+    # OpenBLAS workers woken for the small mel product spin on after it, taking a core from the engine that runs next
+    import threading
+
+    from threadpoolctl import ThreadpoolController
+
+    from funasr.fbank import Fbank, one_blas_thread
+
+    controller = ThreadpoolController()
+
+    def blas_threads() -> set:
+        return {lib["num_threads"] for lib in controller.select(user_api="blas").info()}
+
+    if not blas_threads():
+        pytest.skip("numpy has no BLAS library threadpoolctl can see")
+    with controller.limit(limits=2, user_api="blas"):
+        inside, entered, leave = [], threading.Event(), threading.Event()
+
+        def second_user() -> None:
+            with one_blas_thread():
+                entered.set()
+                leave.wait(10)
+                inside.append(blas_threads())
+
+        with one_blas_thread():
+            inside.append(blas_threads())
+            other = threading.Thread(target=second_user)
+            other.start()
+            assert entered.wait(10)
+        inside.append(blas_threads())  # the other user is still inside
+        leave.set()
+        other.join(10)
+        assert inside == [{1}, {1}, {1}] and blas_threads() == {2}
+        feats = Fbank(16000, 400, 160, 80)(read_wave("example.wav") * 32768)
+        assert feats.shape[1] == 80 and blas_threads() == {2}

@@ -40,8 +40,10 @@ class Page:
                 return reply["result"]
 
     def js(self, expression: str):
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True, userGesture=True,
-                         awaitPromise=True)["result"].get("value")
+        reply = self.call("Runtime.evaluate", expression=expression, returnByValue=True, userGesture=True, awaitPromise=True)
+        if "exceptionDetails" in reply:  # e.g. the page is not there yet
+            raise RuntimeError(f"{expression}: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
 
 
 @pytest.mark.slow
@@ -77,7 +79,8 @@ def test_browser_page_streams_microphone_2pass(models, tmp_path):  # noqa: F811
 def drive(page: Page) -> tuple[str, str, str, int]:
     """Start, let the file play, stop, wait for the final message: (final text, error text, PNG screenshot base64,
     partial results shown)."""
-    while page.js("document.readyState") != "complete":
+    deadline = time.monotonic() + 30  # the tab may still show about:blank (also "complete") when we connect
+    while not page.js("document.readyState === 'complete' && !!document.getElementById('start')") and time.monotonic() < deadline:
         time.sleep(0.1)
     page.js("document.getElementById('start').click()")
     deadline = time.monotonic() + 60  # the microphone and the socket open (slowly on a busy machine)

@@ -35,6 +35,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from funasr.audio import collect_sources, is_url
+from funasr.engines import check_engine
 from funasr.errors import FunASRError, OptionError
 from funasr.hub import resolve_model
 from funasr.writers import file_stem, to_json, to_srt, to_txt
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 RESULTS = "results.jsonl"
 FILE_FORMATS = {"txt": to_txt, "srt": to_srt, "json": to_json}
-ENGINES = ("torch", "onnx")
 BACKENDS = ("auto", "local", "ray")
 MAX_ATTEMPTS = 2  # a file whose worker dies this many times is recorded with an error
 POLL_S = 0.2
@@ -498,8 +498,7 @@ def transcribe_batch(
     threads each; ``gpus_per_worker`` and ``address`` (``auto`` or ``ray://host:port``) need Ray.
     ``started`` is called with the local pool once it runs (to watch its processes).
     """
-    if engine not in ENGINES:
-        raise OptionError(f"engine={engine!r} is not allowed: choose from {', '.join(ENGINES)}")
+    check_engine(engine, local=address is None)
     for name, value in (("workers", workers), ("cpus_per_worker", cpus_per_worker)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise OptionError(f"{name}={value!r} is not allowed: pass an integer >= 1")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from conftest import AUDIO, MODELS, auto, exported
+from conftest import AUDIO, MODELS, RUNTIME, auto, exported
 from funasr.batch import LocalPool, ray_available, read_manifest, transcribe_batch
 from funasr.bin.batch import main
 from funasr.errors import ModelNotFoundError, OptionError
@@ -78,7 +78,8 @@ def test_folder_transcribed_then_resumed(tmp_path, capsys):
     check_complete(out, files)
 
 
-def test_onnx_engine_workers(tmp_path, export_root):
+def test_onnx_engine_workers(tmp_path, export_root, monkeypatch):
+    monkeypatch.syspath_prepend(str(RUNTIME))  # funasr_onnx, as `pip install ./runtime/python` provides it
     files = make_folder(tmp_path / "in", 2)
     summary = transcribe_batch(tmp_path / "in", tmp_path / "out", str(exported(export_root, "paraformer_tiny")), engine="onnx",
                                backend="local", progress=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -322,6 +323,18 @@ def test_2pass_sentence_end_silence_is_a_server_setting(models):
         ModelChoice(max_end_silence_ms=0)
 
 
+def test_engine_choice_is_checked_before_any_model_loads(monkeypatch):
+    with pytest.raises(OptionError, match="engine='tf' is not allowed"):
+        ModelChoice(engine="tf")
+    monkeypatch.setitem(sys.modules, "funasr_onnx", None)  # as where funasr-onnx is not installed
+    with pytest.raises(OptionError, match=r"engine='onnx' needs the funasr-onnx package.*pip install ./runtime/python"):
+        ModelChoice(engine="onnx")
+    from funasr.batch import transcribe_batch
+
+    with pytest.raises(OptionError, match="engine='onnx' needs"):
+        transcribe_batch(AUDIO, "unused-output", "paraformer-zh", engine="onnx")
+
+
 def test_slow_reader_is_closed_and_others_go_on(models):
     """A client that never reads its results: the server keeps at most a few for it, then closes it; a client
     alongside is served and the connection count returns to zero."""
@@ -402,10 +415,11 @@ def test_2pass_partials_follow_the_streaming_model(models):
 
 
 @pytest.mark.slow
-def test_onnx_engine_offline_mode(export_root):
+def test_onnx_engine_offline_mode(export_root, monkeypatch):
     """The onnxruntime engine (exported folders) serves the same offline result."""
-    from conftest import exported
+    from conftest import RUNTIME, exported
 
+    monkeypatch.syspath_prepend(str(RUNTIME))  # funasr_onnx, as `pip install ./runtime/python` provides it
     choice = ModelChoice(model=str(exported(export_root, "bicif_paraformer_tiny")), online_model=None,
                          vad_model=str(exported(export_root, "fsmn-vad")), punc_model=str(exported(export_root, "ct_punc_tiny")),
                          engine="onnx")

@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
+from funasr.engines import ENGINES
 from funasr.errors import FunASRError
 
 
@@ -21,7 +22,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="ASR model: name, hub id or local folder (an exported folder with --engine onnx)")
     p.add_argument("--vad-model", help="voice activity detector, to split long files (e.g. fsmn-vad)")
     p.add_argument("--punc-model", help="punctuation model (e.g. ct-punc)")
-    p.add_argument("--engine", default="torch", choices=["torch", "onnx"], help="PyTorch or onnxruntime (default: torch)")
+    p.add_argument("--engine", default="torch", choices=ENGINES, help="PyTorch or onnxruntime (default: torch)")
     p.add_argument("--hotword", help='hotwords for SeACo / contextual models: "word1 word2" or a .txt file')
     p.add_argument("--format", default="jsonl", help="comma-separated outputs: jsonl (always), txt, srt, json (per file)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from funasr.engines import ENGINES
 from funasr.errors import FunASRError
 
 log = logging.getLogger("funasr.server")
@@ -36,7 +37,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     m.add_argument("--punc-model", type=_model, default="ct-punc", help="punctuation model")
     m.add_argument("--realtime-punc-model", type=_model, default=None,
                    help="realtime punctuation with a per-connection cache for 2pass (default: --punc-model per segment)")
-    m.add_argument("--engine", choices=["torch", "onnx"], default="torch", help="PyTorch, or onnxruntime over exported folders")
+    m.add_argument("--engine", choices=ENGINES, default="torch", help="PyTorch, or onnxruntime over exported folders")
     m.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     m.add_argument("--quantize", action="store_true", help="onnx: run the int8 graphs")
     m.add_argument("--ncpu", type=int, default=1, help="threads per model run (default 1: connections run in parallel instead)")

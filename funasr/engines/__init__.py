@@ -13,6 +13,22 @@ from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
+from funasr.errors import OptionError
+
+ENGINES = ("torch", "onnx")  # what the server and batch transcription take as ``engine``
+
+
+def check_engine(engine: str, local: bool = True) -> None:
+    """Refuse an unknown ``engine``, or (``local``: run in this environment) one whose package is not installed."""
+    if engine not in ENGINES:
+        raise OptionError(f"engine={engine!r} is not allowed: pass one of {', '.join(ENGINES)}")
+    if local and engine == "onnx":
+        try:
+            import funasr_onnx  # noqa: F401
+        except ImportError as e:
+            raise OptionError("engine='onnx' needs the funasr-onnx package (runtime/python in funasr's source): "
+                              f"pip install ./runtime/python ({e})") from e
+
 
 @dataclass
 class Recognition:

@@ -5,12 +5,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from funasr.engines import check_engine
 from funasr.errors import ConfigError, OptionError
 from funasr.runner import Runner
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,7 @@ class ModelChoice:
     max_end_silence_ms: Optional[int] = None  # 2pass endpointing: fixed VAD end silence (None: the model's schedule)
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise OptionError(f"engine={self.engine!r} is not allowed: pass one of {', '.join(ENGINES)}")
+        check_engine(self.engine)
         if self.max_end_silence_ms is not None and (isinstance(self.max_end_silence_ms, bool) or not isinstance(
                 self.max_end_silence_ms, int) or self.max_end_silence_ms <= 0):
             raise OptionError(f"max_end_silence_ms={self.max_end_silence_ms!r} is not allowed: pass a positive number of "

@@ -33,17 +33,15 @@ def one_blas_thread() -> Iterator[None]:
     """numpy's BLAS on one thread while any fbank in the process runs, as it was set before once the last one ends.
 
     The mel product is small; on more threads OpenBLAS wakes its workers for it, and they spin on for a while
-    after it (busy-waiting), taking a core from the engine that runs next (docs/benchmarks.md: int8
-    Paraformer-large on 2 threads was 20 % slower).
+    after it (busy-waiting), taking a core from the engine that runs next (docs/benchmarks.md: decoding on 2
+    threads of 2 cores was 10-25 % slower).
     """
     global _blas_users, _blas_limit
     with _blas_lock:
         if _blas_users == 0:
-            # threadpoolctl lets one Python thread at a time set OpenBLAS's threads; here _blas_lock orders the
-            # setters, so whichever thread starts or ends the scope takes that role for the moment, then frees it
-            OpenBLASController.clear_controlling_thread(force=True)
+            _release_blas_control()
             _blas_limit = _controller().limit(limits=1, user_api="blas")
-            OpenBLASController.clear_controlling_thread(force=True)
+            _release_blas_control()
         _blas_users += 1
     try:
         yield
@@ -51,10 +49,18 @@ def one_blas_thread() -> Iterator[None]:
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                OpenBLASController.clear_controlling_thread(force=True)
+                _release_blas_control()
                 _blas_limit.restore_original_limits()
-                OpenBLASController.clear_controlling_thread(force=True)
+                _release_blas_control()
                 _blas_limit = None
+
+
+def _release_blas_control() -> None:
+    """Let the next thread set OpenBLAS's threads: threadpoolctl >= 3.8 lets one Python thread at a time do it (others'
+    settings are ignored); here ``_blas_lock`` orders the setters instead. Older versions have no such role."""
+    release = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
 
 
 @lru_cache(maxsize=None)

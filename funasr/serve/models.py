@@ -12,7 +12,6 @@ from funasr.runner import Runner
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class ModelChoice:
     """Which models to load and how; a model given as ``None`` is not loaded."""

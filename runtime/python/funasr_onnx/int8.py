@@ -12,7 +12,7 @@ depends on the CPU (/proc/cpuinfo flags, read once at load):
   16 bits and saturate when ``|w1| + |w2| > 128`` (a uint8 activation is up to 255). Each weight
   column is re-quantised to int8 within [-64, 64] (7 bits, what ``reduce_range`` gives), its
   scale multiplied to match: no pair can saturate, at the cost of one bit of weight precision
-  ("narrow"). Checked under an emulated AVX2 CPU with benchmarks/int8_kernels.py.
+  ("narrow"). Checked with benchmarks/int8_kernels.py on an AVX2-only AMD EPYC and an emulated Haswell.
 - Other CPUs (ARM: dot-product instructions take uint8 as they are): the file as it is ("keep").
 
 ``FUNASR_ONNX_INT8=keep`` in the environment runs the file as it is on every CPU: the same integers
@@ -55,7 +55,8 @@ def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 
 def int8_plan(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """How this CPU runs int8 weights: ``"shift"`` (VNNI / AMX), ``"narrow"`` (other x86) or ``"keep"``."""
+    """How this CPU runs int8 weights: ``"shift"`` (VNNI / AMX), ``"narrow"`` (other x86) or ``"keep"`` (others, or
+    ``FUNASR_ONNX_INT8=keep``)."""
     chosen = os.environ.get(PLAN_VARIABLE, "").strip().lower()
     if chosen not in ("", "auto", "keep"):
         raise OptionError(f"{PLAN_VARIABLE}={os.environ[PLAN_VARIABLE]!r}: use 'keep' (the file's int8 weights as they are) "

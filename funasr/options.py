@@ -45,6 +45,7 @@ VAD_STREAM_ARGS = ("chunk_size", "cache", "is_final", "is_streaming_input")
 
 
 LM_WEIGHT = 0.3  # the LM weight when neither the call nor the model folder gives one
+BEAM_SIZE = 10  # the beam when neither the call nor the model folder gives one
 
 
 def _fail(name: str, value: Any, allowed: str) -> OptionError:
@@ -164,11 +165,15 @@ class SearchOptions:
     """CTC / attention searches (U2 models): the method, the beam, chunked decoding, the rescoring weights."""
 
     decoding_method: str = "attention_rescoring"  # one of funasr.search.METHODS
-    beam_size: int = 10
+    beam_size: Optional[int] = None  # None: the model folder's (``ngram_lm.beam_size`` for an LM search), else BEAM_SIZE
     decoding_chunk_size: int = -1  # encoder frames per attention chunk; -1: full context
     num_decoding_left_chunks: int = -1  # chunks to the left each chunk sees; -1: all
     ctc_weight: float = 0.5  # rescoring: weight of the CTC score
     reverse_weight: float = 0.0  # rescoring: weight of the right-to-left decoder (U2++)
+
+    def beam(self, declared: Optional[int] = None) -> int:
+        """The beam: the call's, else ``declared`` (the model folder's), else BEAM_SIZE."""
+        return int(self.beam_size or declared or BEAM_SIZE)
 
     @classmethod
     def parse(cls, kw: dict[str, Any]) -> "SearchOptions":

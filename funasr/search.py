@@ -9,6 +9,7 @@ Python floats, the attention beam search and the rescoring sums in float32.
 """
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence, Tuple
@@ -39,8 +40,13 @@ def log_add(*args: float) -> float:
 
 
 def top_k(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest values, largest first (ties: lower index first)."""
-    return np.argsort(-values, kind="stable")[:k]
+    """Indices of the ``k`` largest values of a 1-D array, largest first (ties: lower index first)."""
+    if k >= values.size:
+        return np.argsort(-values, kind="stable")
+    kth = np.partition(values, values.size - k)[values.size - k]
+    above = np.flatnonzero(values > kth)
+    picked = np.concatenate([above, np.flatnonzero(values == kth)[: k - above.size]])
+    return picked[np.argsort(-values[picked], kind="stable")]
 
 
 def ctc_greedy_search(logp: np.ndarray, blank_id: int = 0) -> Hypothesis:
@@ -254,23 +260,40 @@ def lm_beam_search(logp: np.ndarray, words: Sequence[Optional[str]], lm: Languag
     each position offers its ``beam_size`` best tokens. ``words[id]`` is a token's LM word; a token whose word is
     None (blank, <s>, </s>) emits nothing, as in greedy decoding. Hypotheses with the same tokens are merged
     (the best kept). Returns the emitted token ids.
+
+    An LM log-probability is never above 0, so score + log p_am bounds an expansion's total. Expansions are taken
+    best bound first, and the search of a position stops at the first bound below the ``beam_size``-th best total
+    found: no later one could be kept. The result is that of scoring every expansion.
     """
-    beams: dict[tuple[int, ...], tuple[float, Any]] = {(): (0.0, lm.begin())}
+    beams: list[tuple[tuple[int, ...], float, Any]] = [((), 0.0, lm.begin())]
     for row in logp:
         offered = top_k(row, beam_size).tolist()
+        am = [float(row[c]) for c in offered]
         grown: dict[tuple[int, ...], tuple[float, Any]] = {}
-        for tokens, (score, state) in beams.items():
-            for c in offered:
-                word = words[c]
-                if word is None:
-                    new, total, after = tokens, score + float(row[c]), state
-                else:
-                    lp, after = lm.score(state, word)
-                    new, total = tokens + (c,), score + float(row[c]) + weight * lp
-                if new not in grown or total > grown[new][0]:
-                    grown[new] = (total, after)
-        beams = dict(sorted(grown.items(), key=lambda kv: -kv[1][0])[:beam_size])
-    best = max(beams.items(), key=lambda kv: kv[1][0] + weight * lm.end(kv[1][1]))
+        kept: list[float] = []  # min-heap of each new hypothesis's first total: its least is a safe bar
+        todo = [(-(beams[0][1] + am[0]), 0, 0)]  # (-bound, beam, offer): beams and offers are sorted best first
+        while todo:
+            neg_bound, i, j = heapq.heappop(todo)
+            if len(kept) == beam_size and -neg_bound < kept[0]:
+                break
+            if j + 1 < len(am):
+                heapq.heappush(todo, (-(beams[i][1] + am[j + 1]), i, j + 1))
+            if j == 0 and i + 1 < len(beams):
+                heapq.heappush(todo, (-(beams[i + 1][1] + am[0]), i + 1, 0))
+            tokens, _, state = beams[i]
+            c = offered[j]
+            if words[c] is None:
+                new, total, after = tokens, -neg_bound, state
+            else:
+                lp, after = lm.score(state, words[c])
+                new, total = tokens + (c,), -neg_bound + weight * lp
+            if new not in grown:
+                heapq.heappush(kept, total) if len(kept) < beam_size else heapq.heappushpop(kept, total)
+            if new not in grown or total > grown[new][0]:
+                grown[new] = (total, after)
+        ranked = sorted(grown.items(), key=lambda kv: -kv[1][0])[:beam_size]
+        beams = [(tokens, total, state) for tokens, (total, state) in ranked]
+    best = max(beams, key=lambda b: b[1] + weight * lm.end(b[2]))
     return list(best[0])
 
 

@@ -382,6 +382,10 @@ def test_funasr_cer_counts_hand_checked(tmp_path, capsys):
     assert "%WER 83.33 [ 5 / 6, 1 ins, 2 del, 2 sub ]" in out
     assert "missing from the hypothesis: 1, not in the reference (ignored): 1" in out
     assert cer.align(list("abc"), list("abc")).errors == 0 and cer.align([], list("ab")).ins == 2
+    assert cer.alignment(list("今天天气好"), list("今天天汽好了")) == [
+        ("今", "今"), ("天", "天"), ("天", "天"), ("气", "汽"), ("好", "好"), (None, "了")]
+    assert cer.alignment(list("abc"), list("ac")) == [("a", "a"), ("b", None), ("c", "c")]
+    assert cer.alignment([], []) == [] and cer.alignment(list("ab"), []) == [("a", None), ("b", None)]
 
 
 def test_list_of_lists_relative_paths_and_measured_lengths(corpus, parts, tmp_path):

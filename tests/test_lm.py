@@ -102,6 +102,57 @@ def test_lm_beam_search_picks_the_homophone_the_lm_knows(tmp_path):
     assert [tokens[i] for i in lm_beam_search(logp, words, lm, 0.5, 1)] == list("明天在去")  # beam 1 offers the best only
 
 
+class _Counted:
+    """An LM that counts its score() calls."""
+
+    def __init__(self, lm: NgramLM) -> None:
+        self.lm, self.calls = lm, 0
+
+    def begin(self):
+        return self.lm.begin()
+
+    def score(self, state, word):
+        self.calls += 1
+        return self.lm.score(state, word)
+
+    def end(self, state):
+        return self.lm.end(state)
+
+
+def _every_expansion(logp, words, lm, weight, beam_size):
+    """The LM beam search scoring every (hypothesis, offered token) pair: what the bounded search must equal."""
+    beams = {(): (0.0, lm.begin())}
+    for row in logp:
+        grown = {}
+        for tokens, (score, state) in beams.items():
+            for c in np.argsort(-row, kind="stable")[:beam_size].tolist():
+                if words[c] is None:
+                    new, total, after = tokens, score + float(row[c]), state
+                else:
+                    lp, after = lm.score(state, words[c])
+                    new, total = tokens + (c,), score + float(row[c]) + weight * lp
+                if new not in grown or total > grown[new][0]:
+                    grown[new] = (total, after)
+        beams = dict(sorted(grown.items(), key=lambda kv: -kv[1][0])[:beam_size])
+    return list(max(beams.items(), key=lambda kv: kv[1][0] + weight * lm.end(kv[1][1]))[0])
+
+
+def test_lm_beam_search_skips_hopeless_expansions_and_finds_the_same_tokens(tmp_path):
+    rng = np.random.default_rng(1)
+    tokens = ["<blank>", "<s>", "</s>"] + sorted({c for s in SENTENCES for c in s}) + ["<unk>"]
+    words = lm_words(tokens, frozenset({0, 1, 2}))
+    lm = _lm(tmp_path)
+    calls = []
+    for concentration in (0.05, 0.3, 3.0):  # peaked rows (as a trained decoder's) to nearly flat ones
+        for _ in range(15):
+            logp = np.log(rng.dirichlet(np.ones(len(tokens)) * concentration, size=9))
+            for weight, beam in ((0.3, 4), (0.6, 10), (1.5, 30)):
+                counted = _Counted(lm)
+                assert lm_beam_search(logp, words, counted, weight, beam) == _every_expansion(logp, words, lm, weight, beam)
+                calls.append((counted.calls, beam))
+    assert sum(c for c, _ in calls) < 0.5 * sum(9 * b * b for _, b in calls)
+
+
 def test_an_lm_file_that_is_not_an_lm_fails_clearly(tmp_path):
     bad = tmp_path / "lm.arpa"
     bad.write_text("not an arpa file\n", encoding="utf-8")
@@ -161,3 +212,18 @@ def test_a_model_folder_with_an_lm_uses_it_and_exports_it(tmp_path):
     assert (out / "lm.arpa").is_file()
     onnx = funasr_onnx.AutoModel(model=str(out), quantize=False, disable_pbar=True)
     assert [r["text"] for r in onnx.generate(input=WAVS)] == explicit
+
+
+def test_a_model_folder_declares_the_beam_of_its_lm_search(tmp_path):
+    folder = tmp_path / "paraformer_lm_beam"
+    shutil.copytree(MODELS / "paraformer_tiny", folder)
+    shutil.copyfile(_model_lm(tmp_path, "paraformer_tiny"), folder / "lm.arpa")
+    config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    (folder / "config.yaml").write_text(yaml.safe_dump({**config, "ngram_lm": {"lm_weight": 2.0, "beam_size": 1}}), encoding="utf-8")
+    model = AutoModel(model=str(folder), device="cpu", disable_pbar=True)
+    greedy = [r["text"] for r in auto("paraformer_tiny").generate(input=WAVS)]
+    assert [r["text"] for r in model.generate(input=WAVS)] == greedy  # a beam of 1 offers each position's best only
+    wide = [r["text"] for r in auto("paraformer_tiny").generate(input=WAVS, lm_file=str(folder / "lm.arpa"), lm_weight=2.0,
+                                                                beam_size=4)]
+    assert wide != greedy
+    assert [r["text"] for r in model.generate(input=WAVS, beam_size=4)] == wide  # the call's beam comes first

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import yaml
 
 LOCAL = Path(__file__).resolve().parents[1] / "egs" / "synthetic_zh" / "local"
 sys.path.insert(0, str(LOCAL))
@@ -86,6 +87,44 @@ def test_lm_word_text_is_train_split_only_and_seeded(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (.ci/run installs it)")
+def test_error_kinds_tell_homophones_from_tones_and_other_sounds(tmp_path, capsys):
+    pytest.importorskip("pypinyin")
+    import error_kinds
+
+    # 再 for 在 (zai4: a homophone), 书 for 去 (another syllable), 买 mai3 for 卖 mai4 (a tone)
+    assert error_kinds.error_kinds(list("明天在去卖"), list("明天再书买")) == {
+        "homophone": 1, "tone": 1, "other": 1, "insertion": 0, "deletion": 0}
+    assert error_kinds.error_kinds(list("好的"), list("好的了"))["insertion"] == 1
+    assert error_kinds.error_kinds(list("好的了"), list("好的"))["deletion"] == 1
+    (tmp_path / "ref").write_text("test_r1 明天在去\ntest_w2 卖书\n", encoding="utf-8")
+    (tmp_path / "hyp").write_text("test_r1 明天再去\ntest_w2 买书\n", encoding="utf-8")
+    assert error_kinds.main([str(tmp_path / "ref"), str(tmp_path / "hyp"), "--out", str(tmp_path / "kinds.json")]) == 0
+    table = json.loads((tmp_path / "kinds.json").read_text(encoding="utf-8"))
+    assert table["sentences"] == {"characters": 4, "cer": 25.0, "homophone": 25.0, "tone": 0.0, "other": 0.0,
+                                  "insertion": 0.0, "deletion": 0.0}
+    assert table["word sequences"]["tone"] == 50.0 and table["word sequences"]["cer"] == 50.0
+    assert table["all"]["cer"] == 33.33 and list(table) == ["sentences", "word sequences", "all"]
+    assert "| all | 6 | 33.33 |" in capsys.readouterr().out
+
+
+def test_release_card_rows_and_lm_settings(tmp_path):
+    import release
+
+    exp = tmp_path / "exp"
+    row = {"characters": 10, "cer": 20.0, "homophone": 10.0, "tone": 0.0, "other": 10.0, "insertion": 0.0, "deletion": 0.0}
+    for name in ("decode_test_avg5", "decode_test_avg5_lm"):
+        (exp / name).mkdir(parents=True)
+        (exp / name / "text.kinds.json").write_text(json.dumps({"all": row}), encoding="utf-8")
+    assert release.kinds_table(exp, 5) == ["| test | greedy | all | 20.00 | 10.00 | 0.00 | 10.00 | 0.00 | 0.00 |",
+                                           "| test | LM | all | 20.00 | 10.00 | 0.00 | 10.00 | 0.00 | 0.00 |"]
+    folder = tmp_path / "release"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("model: Paraformer\n", encoding="utf-8")
+    (tmp_path / "lm.arpa.gz").write_bytes(b"")
+    assert release.add_lm(folder, tmp_path / "lm.arpa.gz", 0.6, 30) == "lm.arpa.gz"
+    assert yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))["ngram_lm"] == {"lm_weight": 0.6, "beam_size": 30}
+
+
 def test_espeak_synthesis_is_seeded_and_resumable(tmp_path):
     pytest.importorskip("pypinyin")
     import synthesize

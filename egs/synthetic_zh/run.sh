@@ -8,7 +8,8 @@
 #            character n-gram LM (funasr-train-lm on the train sentences and $lm_words more word sequences)
 #   stage 4  train (funasr-train through torchrun)
 #   stage 5  average the best checkpoints
-#   stage 6-7  decode the test sets with `funasr`, without and with the LM, CER per test set (funasr-cer)
+#   stage 6-7  decode the test sets with `funasr`, without and with the LM, CER per test set (funasr-cer) and its
+#            errors by sound (local/error_kinds.py: homophones, tones, other syllables)
 #   stage 8  train the CT-Transformer punctuation model on the punctuated text (funasr-train)
 #   stage 9  punctuation F1 on the held-out text (local/punc_f1.py)
 #   stage 10 release folders with model cards (local/release.py) -> $work/release/{paraformer-zh-small,ct-punc-zh-small}
@@ -45,6 +46,7 @@ lm_order=${lm_order:-4}
 lm_prune=${lm_prune:-"0 1 1"}          # drop the 3- and 4-grams seen once (12 MB gzipped; more than twice that unpruned)
 lm_words=${lm_words:-200000}          # LM text besides the train sentences: the dictionary words and this many word sequences
 lm_weight=${lm_weight:-0.6}                # chosen on dev (0.4-1.0) for the bundled model
+lm_beam=${lm_beam:-30}                     # the LM search's beam, chosen on dev (10 / 30 / 50) for the bundled model
 punc_config=${punc_config:-ct_punc_small.yaml}
 punc_exp=${punc_exp:-$work/exp/ct_punc_small}
 data=$work/data
@@ -106,7 +108,12 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 7 ]; then
   echo "stages 6-7: decoding and CER"
   "$tools/decode.sh" "$exp" "$avg_num" "$data" $test_sets
-  lm_file=$data/lm/lm.arpa.gz lm_weight=$lm_weight "$tools/decode.sh" "$exp" "$avg_num" "$data" $test_sets
+  lm_file=$data/lm/lm.arpa.gz lm_weight=$lm_weight lm_beam=$lm_beam "$tools/decode.sh" "$exp" "$avg_num" "$data" $test_sets
+  for set in $test_sets; do   # the errors by sound: homophones (only language knowledge helps), tones, other syllables
+    for out in "$exp/decode_${set}_avg$avg_num" "$exp/decode_${set}_avg${avg_num}_lm"; do
+      $python "$here/local/error_kinds.py" "$data/$set/text" "$out/1best_recog/text" --out "$out/text.kinds.json" > "$out/text.kinds"
+    done
+  done
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
@@ -129,6 +136,6 @@ fi
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   echo "stage 10: release folders"
   $python "$here/local/release.py" --exp "$exp" --punc-exp "$punc_exp" --data "$data" --out "$work/release" \
-    --lm "$data/lm/lm.arpa.gz" --lm-weight "$lm_weight" \
+    --lm "$data/lm/lm.arpa.gz" --lm-weight "$lm_weight" --lm-beam "$lm_beam" \
     --avg-num "$avg_num" ${wall_time:+--wall-time "$wall_time"}
 fi

@@ -58,21 +58,35 @@ class Errors:
         return f"%{name} {self.rate:.2f} [ {self.errors} / {self.ref_len}, {self.ins} ins, {self.dele} del, {self.sub} sub ]"
 
 
+def alignment(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[Optional[str], Optional[str]]]:
+    """A Levenshtein alignment of ``hyp`` against ``ref``: (ref unit, hyp unit) pairs, None for the missing side of a
+    deletion or insertion; among equally short ones a substitution is preferred, then a deletion."""
+    # step[i][j]: 0 diagonal (match or substitution), 1 up (deletion), 2 left (insertion) into cell (i, j)
+    prev = list(range(len(hyp) + 1))
+    step = [bytearray([2]) * (len(hyp) + 1)]
+    for i in range(1, len(ref) + 1):
+        cur, moves = [i], bytearray([1]) * (len(hyp) + 1)
+        for j in range(1, len(hyp) + 1):
+            costs = (prev[j - 1] + (ref[i - 1] != hyp[j - 1]), prev[j] + 1, cur[j - 1] + 1)
+            best = min(costs)
+            moves[j] = costs.index(best)
+            cur.append(best)
+        prev = cur
+        step.append(moves)
+    pairs: list[tuple[Optional[str], Optional[str]]] = []
+    i, j = len(ref), len(hyp)
+    while i or j:
+        move = step[i][j]
+        pairs.append((ref[i - 1] if move != 2 else None, hyp[j - 1] if move != 1 else None))
+        i, j = i - (move != 2), j - (move != 1)
+    return pairs[::-1]
+
+
 def align(ref: Sequence[str], hyp: Sequence[str]) -> Errors:
     """Levenshtein alignment counts (substitutions, deletions, insertions) of ``hyp`` against ``ref``."""
-    # cell = (errors, sub, del, ins) of ref[:i] vs hyp[:j]; ties prefer a substitution, then a deletion
-    prev = [(j, 0, 0, j) for j in range(len(hyp) + 1)]
-    for i in range(1, len(ref) + 1):
-        cur = [(i, 0, i, 0)]
-        for j in range(1, len(hyp) + 1):
-            d = prev[j - 1]
-            diag = d if ref[i - 1] == hyp[j - 1] else (d[0] + 1, d[1] + 1, d[2], d[3])
-            up, left = prev[j], cur[j - 1]
-            cur.append(min(diag, (up[0] + 1, up[1], up[2] + 1, up[3]), (left[0] + 1, left[1], left[2], left[3] + 1),
-                           key=lambda c: c[0]))
-        prev = cur
-    _, sub, dele, ins = prev[-1]
-    return Errors(sub, dele, ins, len(ref))
+    pairs = alignment(ref, hyp)
+    return Errors(sum(r is not None and h is not None and r != h for r, h in pairs), sum(h is None for _, h in pairs),
+                  sum(r is None for r, _ in pairs), len(ref))
 
 
 def units(text: str, words: bool) -> list[str]:

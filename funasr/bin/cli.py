@@ -70,7 +70,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    "(default: the model folder's lm.arpa.gz / lm.arpa / lm.bin when it has one)")
     p.add_argument("--lm-weight", type=float, help="weight of the LM's log-probabilities (default: the model's, else 0.3; "
                    "0: decode without the LM)")
-    p.add_argument("--beam-size", type=int, help="beam of the LM search (default: 10)")
+    p.add_argument("--beam-size", type=int, help="beam of the LM search (default: the model's ngram_lm.beam_size, else 10)")
     p.add_argument("--batch-size-s", type=float, help="seconds of speech per ASR batch with a VAD (default: 300)")
     p.add_argument("-o", "--output-dir", help="write 1best_recog/{text,token,timestamp} (and --format files) here")
     p.add_argument("--format", default="", help=f"comma-separated per-input files in --output-dir: {','.join(FORMATS)}")

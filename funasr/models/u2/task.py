@@ -67,7 +67,7 @@ class U2Task(ASRTask):
         if not self.net.streamable:
             raise OptionError(f"{self.cfg.get('model_dir')} was trained without chunks (use_dynamic_chunk / static_chunk_size): "
                               "it cannot decode streams; run whole utterances with generate()")
-        return U2Stream(opts, self.frontend.create_stream(), PrefixBeam(opts.beam_size, self.net.blank_id), key,
+        return U2Stream(opts, self.frontend.create_stream(), PrefixBeam(opts.beam(), self.net.blank_id), key,
                         np.zeros((0, self.frontend.output_size()), dtype=np.float32))
 
     def decode_stream(self, stream: U2Stream) -> dict:

@@ -86,7 +86,6 @@ def test_lm_word_text_is_train_split_only_and_seeded(tmp_path):
     assert (tmp_path / "lm_words.txt").read_text(encoding="utf-8").splitlines() == lines
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (.ci/run installs it)")
 def test_error_kinds_tell_homophones_from_tones_and_other_sounds(tmp_path, capsys):
     pytest.importorskip("pypinyin")
     import error_kinds
@@ -125,6 +124,7 @@ def test_release_card_rows_and_lm_settings(tmp_path):
     assert yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))["ngram_lm"] == {"lm_weight": 0.6, "beam_size": 30}
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (.ci/run installs it)")
 def test_espeak_synthesis_is_seeded_and_resumable(tmp_path):
     pytest.importorskip("pypinyin")
     import synthesize
@@ -145,6 +145,30 @@ def test_espeak_synthesis_is_seeded_and_resumable(tmp_path):
     wav.unlink()
     synthesize.synthesize(tmp_path / "text", tmp_path / "out", tmp_path / "models", subset, seed=3)
     assert wav.read_bytes() == before
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (.ci/run installs it)")
+def test_parallel_synthesis_jobs_make_the_same_files_and_lists(tmp_path):
+    pytest.importorskip("pypinyin")
+    import make_lists
+    import synthesize
+
+    (tmp_path / "text").mkdir()
+    sentences = ["今天天气很好", "我们去散步", "房间很干净", "服务态度不错", "早餐一般"]
+    (tmp_path / "text" / "test.txt").write_text("".join(f"test_r{i:06d}\t{s}\n" for i, s in enumerate(sentences)),
+                                                encoding="utf-8")
+    subset = [s for s in synthesize.SUBSETS if s.name == "test_espeak"]
+    one = synthesize.synthesize(tmp_path / "text", tmp_path / "one", tmp_path / "models", subset, seed=5)
+    two = [synthesize.synthesize(tmp_path / "text", tmp_path / "two", tmp_path / "models", subset, seed=5, job=j, jobs=2)
+           for j in (0, 1)]
+    assert one == {"test_espeak": 5} and two == [{"test_espeak": 3}, {"test_espeak": 2}]
+    folder = tmp_path / "two" / "wav" / "test_espeak"
+    assert not (folder / "meta.tsv").exists() and len((folder / "meta.1.tsv").read_text(encoding="utf-8").splitlines()) == 2
+    for wav in sorted((tmp_path / "one" / "wav" / "test_espeak").glob("*.wav")):
+        assert (folder / wav.name).read_bytes() == wav.read_bytes()
+    stats = make_lists.subset_lists(tmp_path / "two", tmp_path / "text", tmp_path / "data")
+    assert stats["subsets"]["test_espeak"]["utterances"] == 5
+    assert (tmp_path / "data" / "test_espeak" / "text").read_text(encoding="utf-8").splitlines()[4] == "espeak_test_r000004 早餐一般"
 
 
 def test_recipe_stages_2_and_3_make_lists_cmvn_tokens_and_lm(tmp_path):

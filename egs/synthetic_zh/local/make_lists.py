@@ -1,6 +1,6 @@
 """Stage 2 (first half): Kaldi-style wav.scp and text of every synthesised file so far, plus corpus statistics.
 
-For each subset folder OUT/wav/<subset>/ the finished files listed in its meta.tsv become
+For each subset folder OUT/wav/<subset>/ the finished files listed in its meta.tsv (and meta.<job>.tsv) become
 DATA/<subset>/wav.scp and DATA/<subset>/text; stats.json gets hours per subset and engine, and each
 engine's speed in audio seconds per CPU second.
 """
@@ -18,11 +18,12 @@ def subset_lists(corpus: Path, text_dir: Path, data: Path) -> dict:
     stats: dict = {"subsets": {}, "engines": {}}
     for subset in SUBSETS:
         folder = corpus / "wav" / subset.name
-        if not (folder / "meta.tsv").exists():
+        metas = sorted(folder.glob("meta*.tsv"))
+        if not metas:
             continue
         texts = {subset.prefix + key: text for key, text in read_list(text_dir / f"{subset.source}.txt")}
         rows = {}
-        for line in (folder / "meta.tsv").read_text(encoding="utf-8").splitlines():
+        for line in (x for meta in metas for x in meta.read_text(encoding="utf-8").splitlines()):
             key, engine, *_, seconds, cpu = line.split("\t")
             if (folder / f"{key}.wav").exists() and key in texts:
                 rows[key] = (engine, float(seconds), float(cpu))

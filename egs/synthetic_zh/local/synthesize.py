@@ -10,7 +10,8 @@ Subsets (made in this order, so the evaluation sets exist first and any prefix o
                noise 10-30 dB SNR (60 %), reverberation (30 %), random gain
 Every choice of an utterance comes from a generator seeded by (seed, key), and a finished wav is skipped,
 so a stopped run resumes where it was and reruns give the same files. Each subset folder gets meta.tsv:
-key, engine, speed, pitch, energy, snr, rt60, audio seconds, CPU seconds of the engine.
+key, engine, speed, pitch, energy, snr, rt60, audio seconds, CPU seconds of the engine. With --jobs N, N processes
+(--job 0 .. N-1) each make every N-th sentence and write meta.<job>.tsv: the same files, N times as fast.
 """
 from __future__ import annotations
 
@@ -143,19 +144,20 @@ def plausible(audio: np.ndarray, text: str) -> bool:
 
 
 def synthesize(text_dir: Path, out: Path, model_dir: Path, subsets: list[Subset], seed: int = 0,
-               max_items: int = 0) -> dict:
-    """Synthesise ``subsets`` into ``out/wav/<subset>/<key>.wav``, skipping finished files; returns counts made."""
+               max_items: int = 0, job: int = 0, jobs: int = 1) -> dict:
+    """Synthesise ``subsets`` into ``out/wav/<subset>/<key>.wav``, skipping finished files; returns counts made.
+    Job ``job`` of ``jobs`` makes every ``jobs``-th sentence, from the ``job``-th."""
     import soundfile
 
     engines = load_engines({e for s in subsets for e in s.engines}, model_dir)
     made = {}
     for subset in subsets:
         rows = read_list(text_dir / f"{subset.source}.txt")
-        rows = rows[: subset.limit] if subset.limit else rows
+        rows = (rows[: subset.limit] if subset.limit else rows)[job::jobs]
         folder = out / "wav" / subset.name
         folder.mkdir(parents=True, exist_ok=True)
         made[subset.name] = 0
-        with open(folder / "meta.tsv", "a", encoding="utf-8") as meta:
+        with open(folder / ("meta.tsv" if jobs == 1 else f"meta.{job}.tsv"), "a", encoding="utf-8") as meta:
             for key, text in rows:
                 key = subset.prefix + key
                 path = folder / f"{key}.wav"
@@ -196,10 +198,15 @@ def main(argv=None) -> None:
     p.add_argument("--subsets", nargs="+", default=[s.name for s in SUBSETS], choices=[s.name for s in SUBSETS])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-items", type=int, default=0, help="stop after this many new files (0: all)")
+    p.add_argument("--jobs", type=int, default=1, help="processes sharing the work (run one per --job)")
+    p.add_argument("--job", type=int, default=0, help="which of the --jobs processes this is, from 0")
     args = p.parse_args(argv)
+    if not 0 <= args.job < args.jobs:
+        p.error(f"--job {args.job} --jobs {args.jobs}: pass a job from 0 to {args.jobs - 1}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     subsets = [s for s in SUBSETS if s.name in args.subsets]
-    made = synthesize(args.text_dir, args.out, args.model_dir or args.out / "models", subsets, args.seed, args.max_items)
+    made = synthesize(args.text_dir, args.out, args.model_dir or args.out / "models", subsets, args.seed, args.max_items,
+                      args.job, args.jobs)
     log.info("made %s", made)
 
 

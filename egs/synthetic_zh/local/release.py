@@ -129,7 +129,7 @@ def main() -> int:
     ap.add_argument("--punc-avg-num", type=int, default=3)
     ap.add_argument("--lm", type=Path, help="the n-gram LM to ship in the ASR folder (used by default when kenlm is installed)")
     ap.add_argument("--lm-weight", type=float, default=0.6)
-    ap.add_argument("--lm-beam", type=int, default=30, help="the LM search's beam (ngram_lm.beam_size)")
+    ap.add_argument("--lm-beam", type=int, default=20, help="the LM search's beam (ngram_lm.beam_size)")
     ap.add_argument("--lm-text", default="", help="what the LM was trained on, for the card (markdown)")
     ap.add_argument("--wall-time", default="(not recorded)", help="the recipe's wall time, for the card")
     ap.add_argument("--training", default="", help="how this release was trained, when not by the recipe alone (markdown)")

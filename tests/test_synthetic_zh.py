@@ -42,6 +42,12 @@ def test_punctuation_corpus_keeps_comma_stop_question():
     assert text_prep.punctuated("。。，好") == "好。"
 
 
+def test_punctuation_corpus_counts_what_it_writes(tmp_path):
+    sizes = text_prep.write_punctuation(tmp_path, ["好书!推荐", "好书!推荐", "不错的书"], heldout=0.0)
+    assert sizes == {"punc_train": 2, "punc_heldout": 0}  # a repeated review is written (and counted) once
+    assert (tmp_path / "train.txt").read_text(encoding="utf-8").splitlines() == ["好书。推荐。", "不错的书。"]
+
+
 def test_split_is_by_sentence_and_stable():
     sentences = [f"句子{i}" for i in range(2000)]
     first = {s: text_prep.split_of(s, 0.05, 0.05) for s in sentences}

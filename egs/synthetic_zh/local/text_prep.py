@@ -199,9 +199,12 @@ def write_punctuation(out: Path, lines: list[str], heldout: float) -> dict:
         if len(text) >= 4:
             parts["heldout" if split_of(text, heldout, 0) == "dev" else "train"].append(text)
     out.mkdir(parents=True, exist_ok=True)
+    sizes = {}
     for name, lines in parts.items():
-        (out / f"{name}.txt").write_text("\n".join(dict.fromkeys(lines)) + "\n", encoding="utf-8")
-    return {f"punc_{name}": len(lines) for name, lines in parts.items()}
+        distinct = list(dict.fromkeys(lines))  # the review corpus repeats many reviews
+        (out / f"{name}.txt").write_text("\n".join(distinct) + "\n", encoding="utf-8")
+        sizes[f"punc_{name}"] = len(distinct)
+    return sizes
 
 
 def news_sentences(count: int, seed: int = 0, min_len: int = 4, max_len: int = 30) -> list[str]:

@@ -50,6 +50,7 @@ lm_weight=${lm_weight:-0.6}                # chosen on dev (0.4-1.0) for the bun
 lm_beam=${lm_beam:-20}                     # the LM search's beam, chosen on dev (10 / 20 / 30 / 50) for the bundled model
 punc_config=${punc_config:-ct_punc_small.yaml}
 punc_exp=${punc_exp:-$work/exp/ct_punc_small}
+punc_opts=${punc_opts:-}                 # extra funasr-train overrides of stage 8, e.g. ++train_conf.max_epoch=10
 data=$work/data
 python=${python:-python3}
 export nproc device python
@@ -131,7 +132,8 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   tail -n +301 "$corpus/text/punc/heldout.txt" > "$data/punc/test.txt"
   $python -m funasr.bin.train --config-path "$here/conf" --config-name "$punc_config" \
     ++train_data_set_list="$corpus/text/punc/train.txt" ++valid_data_set_list="$data/punc/dev.txt" \
-    ++tokenizer_conf.token_list="$token_list" ++device="$device" ++output_dir="$punc_exp" 2>&1 | tee -a "$punc_exp/log.txt"
+    ++tokenizer_conf.token_list="$token_list" ++device="$device" ++output_dir="$punc_exp" $punc_opts 2>&1 \
+    | tee -a "$punc_exp/log.txt"
 fi
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then

